@@ -1,0 +1,1 @@
+"""Completion: document + cursor -> prompt -> decode -> stop -> filter -> (insert text, range)."""

@@ -1,0 +1,43 @@
+"""Plain values that cross from the protocol layer into completion and back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Position:
+    """Zero-based line and character, characters counted in UTF-16 code units as in LSP."""
+
+    line: int
+    character: int
+
+
+@dataclass(frozen=True)
+class CompletionRequest:
+    text: str
+    position: Position
+    path: str = ""  # workspace-relative (or absolute) file path, used to frame the prompt
+    language_id: str = ""
+    max_new_tokens: int = 64
+
+
+@dataclass(frozen=True)
+class CompletionStats:
+    prompt_tokens: int = 0
+    reused_tokens: int = 0
+    generated_tokens: int = 0
+    prefill_ms: float = 0.0
+    decode_ms: float = 0.0
+    total_ms: float = 0.0
+    stop_reason: str = ""
+
+
+@dataclass(frozen=True)
+class CompletionResult:
+    """Text to insert and the range it replaces (start == end for a pure insertion)."""
+
+    insert_text: str
+    start: Position
+    end: Position
+    stats: CompletionStats = field(default_factory=CompletionStats)

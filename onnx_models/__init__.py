@@ -1,0 +1,1 @@
+"""Model building (GGUF / safetensors -> ONNX + tokenizer + manifest) and the ONNX Runtime engine."""

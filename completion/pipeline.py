@@ -1,0 +1,173 @@
+"""The completion pipeline: document + cursor -> prompt -> decode -> stop -> (text, range).
+
+Callable without a server (tests, CLI, benchmarks). Not thread-safe: the engine holds one KV
+cache, so one worker thread calls `complete` at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from completion.cursor import CursorContext, split_at
+from completion.prompt import PromptBudget, build_prompt
+from completion.request import CompletionRequest, CompletionResult, CompletionStats
+from completion.stops import StopCriteria, StopDecision, decide_mode
+from completion.token_healing import (
+    HealingConstraint,
+    TokenHealer,
+    TokenHealingError,
+    strip_healed_prefix,
+)
+from onnx_models.engine import Engine, GenerationCancelled
+
+log = logging.getLogger(__name__)
+
+
+class CompletionCancelled(Exception):
+    """The request was cancelled (or superseded) between two decode steps."""
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    budget: PromptBudget = field(default_factory=PromptBudget)
+    max_block_lines: int = 8
+
+
+class _Decoder:
+    """Streams generated tokens into stop criteria as text, behind the healed prefix."""
+
+    def __init__(self, engine: Engine, removed_text: str, stops: StopCriteria) -> None:
+        self._engine = engine
+        self._removed = removed_text
+        self._stops = stops
+        self.ids: list[int] = []
+        self._fed = 0
+        self.decision: StopDecision | None = None
+
+    def on_token(self, token_id: int) -> bool:
+        self.ids.append(token_id)
+        text = self._engine.tokenizer.decode(self.ids, skip_special_tokens=False)
+        if text.endswith("\ufffd"):
+            return False  # half of a multi-byte character: wait for the rest
+        visible = strip_healed_prefix(text, self._removed)
+        if len(visible) > self._fed:
+            decision = self._stops.feed(visible[self._fed :])
+            self._fed = len(visible)
+            if decision.stop:
+                self.decision = decision
+                return True
+        return False
+
+
+class CompletionPipeline:
+    def __init__(self, engine: Engine, settings: PipelineSettings | None = None) -> None:
+        self.engine = engine
+        self.settings = settings or PipelineSettings()
+        self.manifest = engine.manifest
+        self.tokenizer = engine.tokenizer
+        self.healer = TokenHealer.for_tokenizer(self.tokenizer)
+        stop_ids = set(self.manifest.eos_token_ids)
+        for token in self.manifest.stop_tokens:
+            token_id = self.tokenizer.token_to_id(token)
+            if token_id is not None:
+                stop_ids.add(token_id)
+        self.stop_token_ids = frozenset(stop_ids)
+
+    @classmethod
+    def load(cls, model_dir: Path, settings: PipelineSettings | None = None) -> CompletionPipeline:
+        return cls(Engine.load(model_dir), settings)
+
+    def complete(
+        self, request: CompletionRequest, cancelled: Callable[[], bool] = lambda: False
+    ) -> CompletionResult:
+        t0 = time.perf_counter()
+        ctx = split_at(request.text, request.position)
+        if "\x00" in request.text:
+            return self._empty(request, "binary", t0)
+        mode = decide_mode(ctx.line_prefix, ctx.line_suffix)
+        prompt = build_prompt(
+            self.tokenizer,
+            self.manifest,
+            prefix=ctx.prefix,
+            suffix=ctx.suffix,
+            line_prefix=ctx.line_prefix,
+            path=request.path,
+            budget=self.settings.budget,
+        )
+        healed = self.healer.heal_text(prompt.text)
+        if not healed.prompt_ids:
+            return self._empty(request, "empty_prompt", t0)
+        stops = StopCriteria(mode, ctx.line_prefix, max_lines=self.settings.max_block_lines)
+        decoder = _Decoder(self.engine, healed.removed_text, stops)
+        constraint: list[HealingConstraint] = [self.healer.constraint(healed)]
+
+        def pick(logits: np.ndarray, step: int) -> int:
+            current = constraint[0]
+            if current.active:
+                logits = current.constrain_logits(logits.copy())
+            token = int(np.argmax(logits))
+            if current.active:
+                constraint[0] = current.advance(token)
+            return token
+
+        try:
+            generation = self.engine.generate(
+                list(healed.prompt_ids),
+                max_new_tokens=request.max_new_tokens + len(healed.removed_ids),
+                on_token=decoder.on_token,
+                pick=pick,
+                cancelled=cancelled,
+                stop_token_ids=self.stop_token_ids,
+            )
+        except GenerationCancelled:
+            raise CompletionCancelled from None
+        except TokenHealingError:
+            log.exception("token healing went wrong; returning no suggestion")
+            return self._empty(request, "healing_error", t0)
+
+        decision = decoder.decision or stops.finish(cut_off=generation.stop_reason != "eos")
+        text = _tidy(stops.text[: decision.keep_chars], ctx)
+        stats = CompletionStats(
+            prompt_tokens=len(healed.prompt_ids),
+            reused_tokens=generation.prefill.reused_tokens,
+            generated_tokens=len(generation.tokens),
+            prefill_ms=generation.prefill.prefill_ms,
+            decode_ms=generation.decode_ms,
+            total_ms=(time.perf_counter() - t0) * 1000,
+            stop_reason=decision.reason or generation.stop_reason,
+        )
+        log.info(
+            "completion: mode=%s prompt=%d reused=%d prefilled=%d prefill=%.0fms "
+            "decode=%.0fms tokens=%d stop=%s",
+            mode,
+            stats.prompt_tokens,
+            stats.reused_tokens,
+            generation.prefill.prefilled_tokens,
+            stats.prefill_ms,
+            stats.decode_ms,
+            stats.generated_tokens,
+            stats.stop_reason,
+        )
+        return CompletionResult(text, request.position, request.position, stats)
+
+    def _empty(self, request: CompletionRequest, reason: str, t0: float) -> CompletionResult:
+        stats = CompletionStats(total_ms=(time.perf_counter() - t0) * 1000, stop_reason=reason)
+        return CompletionResult("", request.position, request.position, stats)
+
+
+def _tidy(text: str, ctx: CursorContext) -> str:
+    """Trailing whitespace off; nothing when only whitespace remains; no re-typed suffix."""
+    text = "\n".join(line.rstrip() for line in text.split("\n")).rstrip("\n")
+    if not text.strip():
+        return ""
+    rest = ctx.line_suffix.strip()
+    # The editor already shows what follows the cursor (often auto-closed brackets).
+    if rest and "\n" not in text and text.rstrip().endswith(rest):
+        text = text.rstrip()[: -len(rest)]
+    return text

@@ -1,0 +1,73 @@
+"""The pipeline with the real shipped model: prompt, healing, decode, stops, range."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from completion.cursor import InvalidPositionError
+from completion.pipeline import CompletionCancelled, CompletionPipeline
+from completion.request import CompletionRequest, Position
+
+STACK = '''class Stack:
+    """A last-in, first-out stack."""
+
+    def __init__(self) -> None:
+        self.items: list[int] = []
+
+    def push(self, item: int) -> None:
+        self.items.append(item)
+
+    def is_empty(self) -> bool:
+'''
+STACK += "        \n"  # the user has typed the body's indentation
+
+
+@pytest.fixture(scope="module")
+def pipeline(model_dir: Path) -> CompletionPipeline:
+    return CompletionPipeline.load(model_dir)
+
+
+def test_block_completion_at_empty_method_body(pipeline: CompletionPipeline) -> None:
+    result = pipeline.complete(CompletionRequest(STACK, Position(10, 8), path="stack.py"))
+    assert "self.items" in result.insert_text
+    # Inserted at the cursor, after the indentation the user already typed.
+    assert not result.insert_text.startswith(" ")
+    assert (result.start, result.end) == (Position(10, 8), Position(10, 8))
+    assert result.stats.generated_tokens > 0
+
+
+def test_rest_of_line_stops_at_end_of_line(pipeline: CompletionPipeline) -> None:
+    text = "import os\n\n\ndef list_files(folder):\n    return os.li"
+    result = pipeline.complete(CompletionRequest(text, Position(4, 16), path="files.py"))
+    assert result.insert_text
+    assert "\n" not in result.insert_text
+    assert result.stats.stop_reason in {"newline", "end"}
+
+
+def test_second_keystroke_reuses_the_cache(pipeline: CompletionPipeline) -> None:
+    text = "def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    return a"
+    pipeline.complete(CompletionRequest(text, Position(5, 12)))
+    again = pipeline.complete(CompletionRequest(text + " ", Position(5, 13)))
+    assert again.stats.reused_tokens >= again.stats.prompt_tokens - 3
+
+
+def test_cancellation_between_steps(pipeline: CompletionPipeline) -> None:
+    calls = []
+
+    def cancelled() -> bool:
+        calls.append(1)
+        return len(calls) > 2
+
+    with pytest.raises(CompletionCancelled):
+        pipeline.complete(CompletionRequest(STACK, Position(10, 8)), cancelled)
+    # The engine is still usable afterwards.
+    assert pipeline.complete(CompletionRequest(STACK, Position(10, 8))).insert_text
+
+
+def test_bad_positions_and_binary_text(pipeline: CompletionPipeline) -> None:
+    with pytest.raises(InvalidPositionError):
+        pipeline.complete(CompletionRequest("x = 1\n", Position(5, 0)))
+    binary = pipeline.complete(CompletionRequest("ab\x00cd", Position(0, 2)))
+    assert binary.insert_text == "" and binary.stats.stop_reason == "binary"

@@ -36,6 +36,7 @@ class CompletionCancelled(Exception):
 @dataclass(frozen=True)
 class PipelineSettings:
     budget: PromptBudget = field(default_factory=PromptBudget)
+    framing: str = "filename"  # see completion.prompt.FRAMINGS
     max_block_lines: int = 8
 
 
@@ -99,6 +100,7 @@ class CompletionPipeline:
             line_prefix=ctx.line_prefix,
             path=request.path,
             budget=self.settings.budget,
+            framing=self.settings.framing,
         )
         healed = self.healer.heal_text(prompt.text)
         if not healed.prompt_ids:

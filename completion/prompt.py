@@ -60,16 +60,16 @@ def _keep_head(tokenizer: Tokenizer, text: str, budget: int) -> str:
     return text[: cut + 1] if cut >= 0 else text[:end]
 
 
-def file_header(manifest: ModelManifest, path: str) -> str:
-    """Frame the file with its path: the model's own file tokens, else nothing."""
-    if not path:
+# How the file's path is shown to the model, by preference; "none" shows no path.
+FRAMINGS = ("filename", "file_sep", "none")
+
+
+def file_header(manifest: ModelManifest, path: str, framing: str = "filename") -> str:
+    """Frame the file with its path using the model's own file token, if it has that token."""
+    if not path or framing == "none":
         return ""
-    tokens = manifest.special_tokens
-    if "filename" in tokens:
-        return f"{tokens['filename']}{path}\n"
-    if "file_sep" in tokens:
-        return f"{tokens['file_sep']}{path}\n"
-    return ""
+    token = manifest.special_tokens.get(framing)
+    return f"{token}{path}\n" if token else ""
 
 
 def build_prompt(
@@ -81,8 +81,9 @@ def build_prompt(
     line_prefix: str,
     path: str = "",
     budget: PromptBudget = PromptBudget(),
+    framing: str = "filename",
 ) -> Prompt:
-    header = file_header(manifest, path)
+    header = file_header(manifest, path, framing)
     kept_prefix, dropped = _keep_tail(tokenizer, prefix, budget.prefix_tokens)
     fim = manifest.fim
     if fim is None:

@@ -4,17 +4,20 @@ an LSP client (pytest-lsp) driving a server subprocess over stdio, as an editor 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
 import pytest_asyncio
 from lsprotocol import types
+from pygls.exceptions import JsonRpcMethodNotFound
+from pygls.protocol import default_converter
 from pytest_lsp import LanguageClient, client_capabilities
-from pytest_lsp.client import make_test_lsp_client
+from pytest_lsp.client import register_lsp_features
 
 from onnx_models.install import ensure_model
 from onnx_models.paths import downloads_dir
@@ -40,6 +43,52 @@ def gguf_path(model_dir: Path) -> Path:
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+class EditorClient(LanguageClient):
+    """pytest-lsp's client plus the few calls the LSP tests make, written once."""
+
+    def open_document(self, path: Path, text: str, language_id: str = "python") -> str:
+        uri = path.as_uri()
+        item = types.TextDocumentItem(uri=uri, language_id=language_id, version=1, text=text)
+        self.text_document_did_open(types.DidOpenTextDocumentParams(text_document=item))
+        return uri
+
+    async def inline(self, uri: str, line: int, character: int) -> list[types.InlineCompletionItem]:
+        result = await self.text_document_inline_completion_async(
+            inline_params(uri, line, character)
+        )
+        assert isinstance(result, types.InlineCompletionList)
+        return list(result.items)
+
+    def send_inline(self, uri: str, line: int, character: int, msg_id: str) -> asyncio.Future:
+        """An inline completion request with an id the test knows, so it can cancel it. Sent
+        at once: pytest-lsp's `*_async` methods send only when first awaited."""
+        sent = self.protocol.send_request(
+            types.TEXT_DOCUMENT_INLINE_COMPLETION,
+            inline_params(uri, line, character),
+            msg_id=msg_id,
+        )
+        return asyncio.wrap_future(sent)
+
+    def cancel(self, msg_id: str) -> None:
+        self.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=msg_id))
+
+    async def round_trip(self) -> None:
+        """A request the server answers at once: when the answer is here, the server has read
+        everything sent before it."""
+        with pytest.raises(JsonRpcMethodNotFound):
+            await self.protocol.send_request_async("nexttoken/noSuchMethod", {})
+
+
+def inline_params(uri: str, line: int, character: int) -> types.InlineCompletionParams:
+    return types.InlineCompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri),
+        position=types.Position(line=line, character=character),
+        context=types.InlineCompletionContext(
+            trigger_kind=types.InlineCompletionTriggerKind.Automatic
+        ),
+    )
+
+
 class StartClient(Protocol):
     def __call__(
         self,
@@ -50,7 +99,8 @@ class StartClient(Protocol):
         client: str = "visual-studio-code",
         inline_completion: bool = True,
         env: dict[str, str] | None = None,
-    ) -> Awaitable[LanguageClient]: ...
+        on_initialized: Callable[[types.InitializeResult], object] | None = None,
+    ) -> Awaitable[EditorClient]: ...
 
 
 def capabilities_of(client: str, *, inline_completion: bool) -> types.ClientCapabilities:
@@ -65,9 +115,9 @@ def capabilities_of(client: str, *, inline_completion: bool) -> types.ClientCapa
 
 @pytest_asyncio.fixture
 async def start_client() -> AsyncIterator[StartClient]:
-    """Starts `python <server_args>` and initializes it; every client is shut down after the
-    test, so a server that no longer answers `shutdown` fails the test too."""
-    clients: list[LanguageClient] = []
+    """Starts `python <server_args>` in the checkout and initializes it like `client` would;
+    every client is shut down after the test, so a server that stops answering fails it."""
+    clients: list[EditorClient] = []
 
     async def start(
         server_args: list[str],
@@ -77,16 +127,18 @@ async def start_client() -> AsyncIterator[StartClient]:
         client: str = "visual-studio-code",
         inline_completion: bool = True,
         env: dict[str, str] | None = None,
-    ) -> LanguageClient:
-        lsp_client = make_test_lsp_client()
+        on_initialized: Callable[[types.InitializeResult], object] | None = None,
+    ) -> EditorClient:
+        editor = EditorClient(converter_factory=default_converter)
+        register_lsp_features(editor)
         server_env = {**os.environ, **(env or {})}
         # The checkout need not be installed: the server imports its packages from here.
         server_env["PYTHONPATH"] = os.pathsep.join(
             filter(None, [str(REPO_ROOT), server_env.get("PYTHONPATH")])
         )
-        await lsp_client.start_io(sys.executable, *server_args, env=server_env, cwd=REPO_ROOT)
-        clients.append(lsp_client)
-        await lsp_client.initialize_session(
+        await editor.start_io(sys.executable, *server_args, env=server_env, cwd=REPO_ROOT)
+        clients.append(editor)
+        result = await editor.initialize_session(
             types.InitializeParams(
                 capabilities=capabilities_of(client, inline_completion=inline_completion),
                 root_uri=workspace.as_uri(),
@@ -96,10 +148,12 @@ async def start_client() -> AsyncIterator[StartClient]:
                 initialization_options=initialization_options,
             )
         )
-        return lsp_client
+        if on_initialized is not None:
+            on_initialized(result)
+        return editor
 
     yield start
 
-    for lsp_client in clients:
-        await lsp_client.shutdown_session()
-        await lsp_client.stop()
+    for editor in clients:
+        await editor.shutdown_session()
+        await editor.stop()

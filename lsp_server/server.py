@@ -1,0 +1,464 @@
+"""The language server: document sync, capabilities, settings, model loading, cancellation and
+progress, and the two completion endpoints.
+
+It owns the protocol and nothing else. A handler takes the document from pygls' workspace,
+turns the request into a plain `CompletionRequest`, hands it to the inference worker and
+converts the answer back. Prompting, decoding and stopping live in `completion/`. Nothing a
+client sends may stop the server: bad input ends in an empty answer and a log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import unquote
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol, lsp_method
+from pygls.uris import to_fs_path
+from pygls.workspace import TextDocument, Workspace
+
+from completion.pipeline import CompletionCancelled
+from completion.request import CompletionResult, Position
+from lsp_server import __version__
+from lsp_server.documents import (
+    UTF16,
+    TextWindow,
+    UnusableText,
+    check_completable,
+    completion_request,
+    containing_root,
+    language_for_path,
+    lsp_lines,
+    offset_at,
+    position_at,
+    prompt_path,
+    read_source_file,
+)
+from lsp_server.inference import CompletionBackend, InferenceWorker
+from lsp_server.model_source import MODEL_ERRORS, load_pipeline
+from lsp_server.settings import SECTION, ServerSettings, client_section, parse_settings
+
+log = logging.getLogger(__name__)
+
+BackendLoader = Callable[[str], CompletionBackend]
+T = TypeVar("T")
+
+# Editors send only what changed, so a keystroke in a big file costs little to transmit.
+SYNC_KIND = types.TextDocumentSyncKind.Incremental
+# Characters after which a client without inline completion should ask for the fallback item.
+FALLBACK_TRIGGER_CHARACTERS = [".", "(", "["]
+
+
+@dataclass(frozen=True)
+class DocumentSnapshot:
+    """The text a request completes, taken when the request arrives."""
+
+    text: str
+    language_id: str
+    path: str  # as the prompt names it: workspace-relative when inside the workspace
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """A completion in document coordinates, in the client's position encoding."""
+
+    text: str
+    range: types.Range
+    typed: str  # document text from the range's start to the cursor (for client-side filtering)
+
+
+class LspTextDocument(TextDocument):
+    """pygls' document, with lines split at LSP's line breaks only.
+
+    pygls splits with `str.splitlines`, which also breaks at form feeds and Unicode separators;
+    an incremental edit below such a character would land on the wrong line.
+    """
+
+    @property
+    def lines(self) -> list[str]:  # type: ignore[override]
+        return lsp_lines(self.source)
+
+
+class LspWorkspace(Workspace):
+    def _create_text_document(
+        self,
+        doc_uri: str,
+        source: str | None = None,
+        version: int | None = None,
+        language_id: str | None = None,
+    ) -> TextDocument:
+        return LspTextDocument(
+            doc_uri,
+            source=source,
+            version=version,
+            language_id=language_id,
+            sync_kind=self._sync_kind,
+            position_codec=self.position_codec,
+        )
+
+
+class NextTokenProtocol(LanguageServerProtocol):
+    @lsp_method(types.INITIALIZE)
+    def lsp_initialize(self, params: types.InitializeParams):  # type: ignore[no-untyped-def]
+        result = yield from super().lsp_initialize(params)
+        # pygls builds its own Workspace during initialize; no document exists yet, so the
+        # swap loses nothing.
+        plain = self.workspace
+        self._workspace = LspWorkspace(
+            plain.root_uri,
+            SYNC_KIND,
+            list(plain.folders.values()),
+            plain.position_encoding,
+        )
+        return result
+
+
+class NextTokenServer(LanguageServer):
+    def __init__(
+        self,
+        settings: ServerSettings | None = None,
+        load_backend: BackendLoader = load_pipeline,
+    ) -> None:
+        super().__init__(
+            "nexttoken",
+            __version__,
+            text_document_sync_kind=SYNC_KIND,
+            protocol_cls=NextTokenProtocol,
+        )
+        # Command-line settings, then initializationOptions over them; workspace settings from
+        # didChangeConfiguration are applied over this, never accumulated.
+        self.initial_settings = settings or ServerSettings()
+        self.settings = self.initial_settings
+        self.inference = InferenceWorker()
+        self._load_backend = load_backend
+        self._backend: asyncio.Future[CompletionBackend | None] | None = None
+        self._load_task: asyncio.Task[None] | None = None
+        self._loaded_model_dir = ""
+        self._model_loads = 0
+
+    # -- settings ------------------------------------------------------------------------------
+
+    def apply_settings(self, raw: object, base: ServerSettings) -> None:
+        parsed = parse_settings(raw, base)
+        for problem in parsed.problems:
+            self.show(types.MessageType.Warning, f"nexttoken: {problem}")
+        self.settings = parsed.settings
+        self.log_to_client(f"settings applied: {parsed.settings}")
+        if self._backend is not None and parsed.settings.model_dir != self._loaded_model_dir:
+            self.start_model_load()
+
+    # -- model -----------------------------------------------------------------------------------
+
+    def start_model_load(self) -> None:
+        """Load the configured model off the event loop; requests wait for `_backend`."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[CompletionBackend | None] = loop.create_future()
+        self._backend = future
+        self._loaded_model_dir = self.settings.model_dir
+        self._model_loads += 1
+        # Keep a reference: the loop holds tasks only weakly.
+        self._load_task = loop.create_task(self._load_model(self.settings.model_dir, future))
+
+    async def _load_model(
+        self, model_dir: str, future: asyncio.Future[CompletionBackend | None]
+    ) -> None:
+        started = time.perf_counter()
+        loading = _in_daemon_thread(lambda: self._load_backend(model_dir))
+        token = await self._begin_progress(model_dir)
+        backend: CompletionBackend | None = None
+        try:
+            backend = await loading
+        except MODEL_ERRORS as exc:
+            self.show(types.MessageType.Error, _model_failure(exc))
+        except Exception as exc:
+            log.exception("loading the model failed")
+            self.show(types.MessageType.Error, _model_failure(exc))
+        else:
+            seconds = time.perf_counter() - started
+            self.log_to_client(f"model {model_dir or '(default)'} ready in {seconds:.1f} s")
+        if token is not None:
+            outcome = "ready" if backend is not None else "failed"
+            self.work_done_progress.end(token, types.WorkDoneProgressEnd(message=outcome))
+        # Progress ends before any waiting request is answered, so a client sees them in order.
+        if not future.done():
+            future.set_result(backend)
+
+    async def _begin_progress(self, model_dir: str) -> str | None:
+        capabilities = self.client_capabilities.window
+        if capabilities is None or not capabilities.work_done_progress:
+            return None
+        token = f"nexttoken/model-load/{self._model_loads}"
+        try:
+            await self.work_done_progress.create_async(token)
+        except Exception:  # the client refused the token: load without progress
+            log.warning("client refused progress token %s", token, exc_info=True)
+            return None
+        self.work_done_progress.begin(
+            token,
+            types.WorkDoneProgressBegin(
+                title="nexttoken: loading model", message=model_dir or "default model"
+            ),
+        )
+        return token
+
+    def ensure_model_loading(self) -> asyncio.Future[CompletionBackend | None]:
+        if self._backend is None:
+            self.start_model_load()
+        assert self._backend is not None
+        return self._backend
+
+    async def backend(self) -> CompletionBackend | None:
+        """The loaded pipeline (waiting for a load in progress), or None when loading failed."""
+        # Shielded: a cancelled request must not cancel the load other requests wait for.
+        return await asyncio.shield(self.ensure_model_loading())
+
+    # -- completion ------------------------------------------------------------------------------
+
+    async def suggest(self, uri: str, position: types.Position) -> Suggestion | None:
+        """The suggestion at a position, None when there is none.
+
+        Raises asyncio.CancelledError when a newer request preempts this one, so that pygls
+        answers it with RequestCancelled.
+        """
+        settings = self.settings
+        if not settings.enabled:
+            return None
+        ticket = self.inference.draw_ticket()
+        try:
+            snapshot = await self._snapshot(uri)
+            if snapshot is None:
+                self.log_to_client(f"no document {uri}: not opened and not in the workspace")
+                return None
+            check_completable(snapshot.text)
+        except UnusableText as exc:
+            self.log_to_client(f"no completion for {uri}: {exc}")
+            return None
+        encoding = self.workspace.position_encoding or UTF16
+        cursor = offset_at(snapshot.text, Position(position.line, position.character), encoding)
+        if cursor is None:
+            self.log_to_client(f"no completion: line {position.line} is past the end of {uri}")
+            return None
+        request, window = completion_request(
+            snapshot.text,
+            cursor,
+            path=snapshot.path,
+            language_id=snapshot.language_id,
+            max_new_tokens=settings.max_new_tokens,
+        )
+        if settings.debounce_ms:
+            await asyncio.sleep(settings.debounce_ms / 1000)
+            if self.inference.is_stale(ticket):
+                raise asyncio.CancelledError
+        backend = await self.backend()
+        if backend is None:
+            return None
+        try:
+            result = await self.inference.complete(backend, request, ticket)
+        except CompletionCancelled:
+            raise asyncio.CancelledError from None
+        except Exception:
+            log.exception("completion failed for %s at %s", uri, position)
+            self.log_to_client(f"completion failed for {uri}; see the server's log", error=True)
+            return None
+        self.log_to_client(_describe(result))
+        return _to_suggestion(snapshot.text, window, cursor, result, encoding)
+
+    async def _snapshot(self, uri: str) -> DocumentSnapshot | None:
+        fs_path = to_fs_path(uri)
+        path = Path(fs_path) if fs_path else None
+        opened = self.workspace.text_documents.get(unquote(uri))
+        if opened is not None:
+            language_id = opened.language_id or (language_for_path(path) if path else "")
+            name = prompt_path(path, self.workspace_roots()) if path else uri
+            return DocumentSnapshot(opened.source, language_id, name)
+        # Not opened: read it from disk, but only inside the workspace, never anywhere else
+        # (resolved, so neither `..` nor a symbolic link leads out of it).
+        if path is None:
+            return None
+        try:
+            roots = [root.resolve() for root in self.workspace_roots()]
+            real_path = path.resolve()
+        except (OSError, ValueError) as exc:  # a link loop, a NUL in the path
+            raise UnusableText(f"cannot resolve {path}: {exc}") from exc
+        if containing_root(real_path, roots) is None:
+            return None
+        text = await asyncio.to_thread(read_source_file, real_path)
+        return DocumentSnapshot(text, language_for_path(path), prompt_path(real_path, roots))
+
+    def workspace_roots(self) -> list[Path]:
+        uris = [*self.workspace.folders, self.workspace.root_uri]
+        paths = {to_fs_path(uri) for uri in uris if uri}
+        return [Path(path) for path in paths if path]
+
+    # -- talking to the user ---------------------------------------------------------------------
+
+    def show(self, kind: types.MessageType, message: str) -> None:
+        log.log(logging.ERROR if kind == types.MessageType.Error else logging.WARNING, message)
+        self.window_show_message(types.ShowMessageParams(type=kind, message=message))
+
+    def log_to_client(self, message: str, *, error: bool = False) -> None:
+        log.info(message)
+        kind = types.MessageType.Error if error else types.MessageType.Log
+        self.window_log_message(types.LogMessageParams(type=kind, message=message))
+
+
+def _to_suggestion(
+    text: str, window: TextWindow, cursor: int, result: CompletionResult, encoding: str
+) -> Suggestion | None:
+    if not result.insert_text:
+        return None
+    start = window.document_offset(result.start)
+    end = window.document_offset(result.end)
+    if start is None or end is None or not start <= cursor <= end:
+        log.warning("pipeline returned a range outside the request: %s", result)
+        return None
+    return Suggestion(
+        text=result.insert_text,
+        range=types.Range(
+            start=_lsp_position(position_at(text, start, encoding)),
+            end=_lsp_position(position_at(text, end, encoding)),
+        ),
+        typed=text[start:cursor],
+    )
+
+
+def _lsp_position(position: Position) -> types.Position:
+    return types.Position(line=position.line, character=position.character)
+
+
+def _describe(result: CompletionResult) -> str:
+    stats = result.stats
+    return (
+        f"completion in {stats.total_ms:.0f} ms (prefill {stats.prefill_ms:.0f} ms, "
+        f"decode {stats.decode_ms:.0f} ms): prompt {stats.prompt_tokens} tokens, "
+        f"{stats.reused_tokens} reused from cache, {stats.generated_tokens} generated, "
+        f"stop: {stats.stop_reason or '-'}"
+    )
+
+
+def _model_failure(exc: Exception) -> str:
+    return (
+        f"nexttoken: could not load the model: {exc}. Completions are off until the "
+        f"{SECTION}.modelDir setting (or --model) names a working model folder."
+    )
+
+
+def _in_daemon_thread(work: Callable[[], T]) -> asyncio.Future[T]:
+    """Run `work` on a daemon thread: a model build can take minutes, and an editor that
+    quits meanwhile must not have to wait for it."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def run() -> None:
+        try:
+            result = work()
+        except Exception as exc:
+            outcome: tuple[Any, BaseException | None] = (None, exc)
+        else:
+            outcome = (result, None)
+        # RuntimeError: the loop closed while we worked, so nobody is waiting.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle, *outcome)
+
+    threading.Thread(target=run, name="nexttoken-model-load", daemon=True).start()
+    return future
+
+
+# -- handlers: each translates LSP to a server call and back ----------------------------------
+
+
+def initialize(ls: NextTokenServer, params: types.InitializeParams) -> None:
+    ls.apply_settings(params.initialization_options, ls.initial_settings)
+    ls.initial_settings = ls.settings
+    text_document = params.capabilities.text_document
+    if text_document is None or text_document.inline_completion is None:
+        # Only clients without inline completion get the completion-item fallback: one that
+        # has both would show every suggestion twice.
+        ls.feature(
+            types.TEXT_DOCUMENT_COMPLETION,
+            types.CompletionOptions(trigger_characters=FALLBACK_TRIGGER_CHARACTERS),
+        )(completion)
+
+
+def initialized(ls: NextTokenServer, params: types.InitializedParams) -> None:
+    ls.ensure_model_loading()
+
+
+async def did_change_configuration(
+    ls: NextTokenServer, params: types.DidChangeConfigurationParams
+) -> None:
+    raw = client_section(params.settings)
+    if raw is None:
+        workspace = ls.client_capabilities.workspace
+        if workspace is None or not workspace.configuration:
+            return
+        # The notification carried nothing of ours: pull our section, as LSP suggests.
+        pulled = await ls.workspace_configuration_async(
+            types.ConfigurationParams(items=[types.ConfigurationItem(section=SECTION)])
+        )
+        raw = pulled[0] if pulled else None
+    ls.apply_settings(raw, ls.initial_settings)
+
+
+def shutdown(ls: NextTokenServer, params: None) -> None:
+    ls.inference.close()
+
+
+async def inline_completion(
+    ls: NextTokenServer, params: types.InlineCompletionParams
+) -> types.InlineCompletionList:
+    suggestion = await ls.suggest(params.text_document.uri, params.position)
+    if suggestion is None:
+        return types.InlineCompletionList(items=[])
+    item = types.InlineCompletionItem(insert_text=suggestion.text, range=suggestion.range)
+    return types.InlineCompletionList(items=[item])
+
+
+async def completion(ls: NextTokenServer, params: types.CompletionParams) -> types.CompletionList:
+    # Incomplete, so the client asks again as the user types rather than filtering a stale item.
+    suggestion = await ls.suggest(params.text_document.uri, params.position)
+    if suggestion is None or not suggestion.text.strip():
+        return types.CompletionList(is_incomplete=True, items=[])
+    item = types.CompletionItem(
+        label=suggestion.text.strip().splitlines()[0][:80],
+        kind=types.CompletionItemKind.Text,
+        detail="nexttoken",
+        documentation=suggestion.text,
+        filter_text=suggestion.typed + suggestion.text,
+        sort_text="0",
+        preselect=True,
+        insert_text_format=types.InsertTextFormat.PlainText,
+        text_edit=types.TextEdit(range=suggestion.range, new_text=suggestion.text),
+    )
+    return types.CompletionList(is_incomplete=True, items=[item])
+
+
+def create_server(
+    settings: ServerSettings | None = None, load_backend: BackendLoader = load_pipeline
+) -> NextTokenServer:
+    server = NextTokenServer(settings, load_backend)
+    server.feature(types.INITIALIZE)(initialize)
+    server.feature(types.INITIALIZED)(initialized)
+    server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)(did_change_configuration)
+    server.feature(types.SHUTDOWN)(shutdown)
+    server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())(
+        inline_completion
+    )
+    return server

@@ -1,0 +1,111 @@
+"""The server's settings: one frozen value, parsed from the client's JSON and validated once.
+
+Clients send settings in `initializationOptions` and `workspace/didChangeConfiguration`, either
+as `{"nexttoken": {...}}` or as the bare object. A bad value never stops the server: parsing
+keeps the previous value for that field and returns a message naming the field, for the
+server to show the user. This module only parses; it never talks to the client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+SECTION = "nexttoken"
+
+MAX_NEW_TOKENS_LIMIT = 1024
+DEBOUNCE_MS_LIMIT = 5000
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    enabled: bool = True
+    # Model folder; empty means NEXTTOKEN_MODEL_DIR, else the default model (built on first use).
+    model_dir: str = ""
+    max_new_tokens: int = 64
+    # Wait this long before starting a generation, so a burst of keystrokes runs only the last.
+    debounce_ms: int = 0
+
+
+@dataclass(frozen=True)
+class ParsedSettings:
+    settings: ServerSettings
+    problems: tuple[str, ...] = ()
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("expected true or false")
+    return value
+
+
+def _integer_between(low: int, high: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        # JSON has no integer type of its own: accept 32.0, refuse 32.5, true and "32".
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"expected an integer from {low} to {high}")
+        return value
+
+    return check
+
+
+def _folder(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("expected a folder path (a string)")
+    return str(Path(value).expanduser()) if value.strip() else ""
+
+
+# JSON name -> (field of ServerSettings, validator returning the field's value)
+_FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "enabled": ("enabled", _boolean),
+    "modelDir": ("model_dir", _folder),
+    "maxNewTokens": ("max_new_tokens", _integer_between(1, MAX_NEW_TOKENS_LIMIT)),
+    "debounceMs": ("debounce_ms", _integer_between(0, DEBOUNCE_MS_LIMIT)),
+}
+
+
+def client_section(raw: object) -> object | None:
+    """Our part of a didChangeConfiguration payload, None when it carries nothing of ours.
+
+    Clients send either every section they sync (`{"nexttoken": {...}, "python": {...}}`) or
+    just ours, bare; another extension's section must not read as unknown settings of ours.
+    """
+    if not isinstance(raw, Mapping):
+        return None
+    if SECTION in raw:
+        return raw[SECTION]
+    return raw if any(name in _FIELDS for name in raw) else None
+
+
+def parse_settings(raw: object, base: ServerSettings) -> ParsedSettings:
+    """Settings from the client's JSON over `base`; fields left out or invalid keep `base`'s."""
+    if raw is None:
+        return ParsedSettings(base)
+    if isinstance(raw, Mapping) and isinstance(raw.get(SECTION), Mapping):
+        raw = raw[SECTION]
+    if not isinstance(raw, Mapping):
+        return ParsedSettings(base, (f"{SECTION} settings must be a JSON object, got {raw!r}",))
+
+    changes: dict[str, Any] = {}
+    problems: list[str] = []
+    for name, value in raw.items():
+        if name not in _FIELDS:
+            known = ", ".join(_FIELDS)
+            problems.append(f"unknown setting {SECTION}.{name} (known settings: {known})")
+            continue
+        field_name, validate = _FIELDS[name]
+        try:
+            checked = validate(value)
+        except ValueError as exc:
+            kept = getattr(base, field_name)
+            problems.append(f"invalid {SECTION}.{name} = {value!r}: {exc}; using {kept!r}")
+            continue
+        # An empty model folder means "not set here", so the command line's --model still holds.
+        if field_name == "model_dir" and not checked:
+            continue
+        changes[field_name] = checked
+    return ParsedSettings(replace(base, **changes), tuple(problems))

@@ -145,6 +145,12 @@ class NextTokenServer(LanguageServer):
         self._loaded_model_dir = ""
         self._model_loads = 0
 
+    def shutdown(self) -> None:
+        """Also when the client just goes away (end of stdin, closed socket): a generation in
+        flight stops at its next step instead of holding up the exit."""
+        self.inference.close()
+        super().shutdown()
+
     # -- settings ------------------------------------------------------------------------------
 
     def apply_settings(self, raw: object, base: ServerSettings) -> None:

@@ -16,7 +16,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from completion.request import CompletionResult
 from lsp_server import __version__
 from lsp_server.settings import ServerSettings
 
@@ -103,6 +102,7 @@ def run_complete(args: argparse.Namespace) -> int:
         prompt_path,
         read_source_file,
     )
+    from lsp_server.inference import describe_stats
     from lsp_server.model_source import MODEL_ERRORS, load_pipeline
 
     location = parse_location(args.location)
@@ -129,19 +129,11 @@ def run_complete(args: argparse.Namespace) -> int:
     if result.insert_text:
         # Flushed first, so that in a terminal the suggestion comes before its timings.
         print(result.insert_text, flush=True)
-    print(describe_result(result, load_seconds), file=sys.stderr)
+    outcome = describe_stats(result.stats)
+    if not result.insert_text:
+        outcome = f"no suggestion; {outcome}"
+    print(f"{outcome}; model load {load_seconds:.1f} s", file=sys.stderr)
     return 0
-
-
-def describe_result(result: CompletionResult, load_seconds: float) -> str:
-    stats = result.stats
-    suggestion = "" if result.insert_text else "no suggestion; "
-    return (
-        f"{suggestion}latency {stats.total_ms:.0f} ms (prefill {stats.prefill_ms:.0f} ms, "
-        f"decode {stats.decode_ms:.0f} ms); prompt {stats.prompt_tokens} tokens "
-        f"({stats.reused_tokens} reused), {stats.generated_tokens} generated; "
-        f"stop: {stats.stop_reason or '-'}; model load {load_seconds:.1f} s"
-    )
 
 
 def run_model_install(args: argparse.Namespace) -> int:

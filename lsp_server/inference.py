@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from completion.pipeline import CompletionCancelled
-from completion.request import CompletionRequest, CompletionResult
+from completion.request import CompletionRequest, CompletionResult, CompletionStats
 
 CancelCheck = Callable[[], bool]
 
@@ -28,6 +28,16 @@ class CompletionBackend(Protocol):
     """What the server needs from `completion.pipeline.CompletionPipeline` (tests fake it)."""
 
     def complete(self, request: CompletionRequest, cancelled: CancelCheck) -> CompletionResult: ...
+
+
+def describe_stats(stats: CompletionStats) -> str:
+    """One line on where a generation's time went and how much of the prompt was cached."""
+    return (
+        f"latency {stats.total_ms:.0f} ms (prefill {stats.prefill_ms:.0f} ms, "
+        f"decode {stats.decode_ms:.0f} ms); prompt {stats.prompt_tokens} tokens "
+        f"({stats.reused_tokens} reused from cache), {stats.generated_tokens} generated; "
+        f"stop: {stats.stop_reason or '-'}"
+    )
 
 
 class InferenceWorker:

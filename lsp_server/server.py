@@ -43,7 +43,7 @@ from lsp_server.documents import (
     prompt_path,
     read_source_file,
 )
-from lsp_server.inference import CompletionBackend, InferenceWorker
+from lsp_server.inference import CompletionBackend, InferenceWorker, describe_stats
 from lsp_server.model_source import MODEL_ERRORS, load_pipeline
 from lsp_server.settings import SECTION, ServerSettings, client_section, parse_settings
 
@@ -275,7 +275,7 @@ class NextTokenServer(LanguageServer):
             log.exception("completion failed for %s at %s", uri, position)
             self.log_to_client(f"completion failed for {uri}; see the server's log", error=True)
             return None
-        self.log_to_client(_describe(result))
+        self.log_to_client(f"completion: {describe_stats(result.stats)}")
         return _to_suggestion(snapshot.text, window, cursor, result, encoding)
 
     async def _snapshot(self, uri: str) -> DocumentSnapshot | None:
@@ -339,16 +339,6 @@ def _to_suggestion(
 
 def _lsp_position(position: Position) -> types.Position:
     return types.Position(line=position.line, character=position.character)
-
-
-def _describe(result: CompletionResult) -> str:
-    stats = result.stats
-    return (
-        f"completion in {stats.total_ms:.0f} ms (prefill {stats.prefill_ms:.0f} ms, "
-        f"decode {stats.decode_ms:.0f} ms): prompt {stats.prompt_tokens} tokens, "
-        f"{stats.reused_tokens} reused from cache, {stats.generated_tokens} generated, "
-        f"stop: {stats.stop_reason or '-'}"
-    )
 
 
 def _model_failure(exc: Exception) -> str:

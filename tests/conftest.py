@@ -7,9 +7,9 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -89,20 +89,6 @@ def inline_params(uri: str, line: int, character: int) -> types.InlineCompletion
     )
 
 
-class StartClient(Protocol):
-    def __call__(
-        self,
-        server_args: list[str],
-        *,
-        workspace: Path,
-        initialization_options: Any = None,
-        client: str = "visual-studio-code",
-        inline_completion: bool = True,
-        env: dict[str, str] | None = None,
-        on_initialized: Callable[[types.InitializeResult], object] | None = None,
-    ) -> Awaitable[EditorClient]: ...
-
-
 def capabilities_of(client: str, *, inline_completion: bool) -> types.ClientCapabilities:
     """A real editor's capabilities, with inline completion added or not."""
     capabilities = client_capabilities(client)
@@ -113,13 +99,14 @@ def capabilities_of(client: str, *, inline_completion: bool) -> types.ClientCapa
     return capabilities
 
 
-@pytest_asyncio.fixture
-async def start_client() -> AsyncIterator[StartClient]:
-    """Starts `python <server_args>` in the checkout and initializes it like `client` would;
-    every client is shut down after the test, so a server that stops answering fails it."""
-    clients: list[EditorClient] = []
+class ClientLauncher:
+    """Starts `python <server_args>` in the checkout and initializes it like `client` would."""
 
-    async def start(
+    def __init__(self) -> None:
+        self.clients: list[EditorClient] = []
+
+    async def __call__(
+        self,
         server_args: list[str],
         *,
         workspace: Path,
@@ -137,7 +124,7 @@ async def start_client() -> AsyncIterator[StartClient]:
             filter(None, [str(REPO_ROOT), server_env.get("PYTHONPATH")])
         )
         await editor.start_io(sys.executable, *server_args, env=server_env, cwd=REPO_ROOT)
-        clients.append(editor)
+        self.clients.append(editor)
         result = await editor.initialize_session(
             types.InitializeParams(
                 capabilities=capabilities_of(client, inline_completion=inline_completion),
@@ -152,8 +139,15 @@ async def start_client() -> AsyncIterator[StartClient]:
             on_initialized(result)
         return editor
 
-    yield start
+    async def close(self) -> None:
+        """Shuts every server down; one that stops answering fails the test."""
+        for editor in self.clients:
+            await editor.shutdown_session()
+            await editor.stop()
 
-    for editor in clients:
-        await editor.shutdown_session()
-        await editor.stop()
+
+@pytest_asyncio.fixture
+async def start_client() -> AsyncIterator[ClientLauncher]:
+    launcher = ClientLauncher()
+    yield launcher
+    await launcher.close()

@@ -20,6 +20,8 @@ from tokenizers import Tokenizer
 
 from onnx_models.kv_cache import KvCache, common_prefix_length
 from onnx_models.manifest import ManifestError, ModelManifest
+from onnx_models.prompt_lookup import PromptLookup
+from onnx_models.sampling import TokenPicker, greedy
 
 log = logging.getLogger(__name__)
 
@@ -42,17 +44,10 @@ class PrefillStats:
 @dataclass(frozen=True)
 class Generation:
     tokens: tuple[int, ...]
-    stop_reason: str  # "eos", "callback", "max_tokens", "context"
+    stop_reason: str  # "eos", "callback", "max_tokens", "context", "deadline"
     prefill: PrefillStats
     decode_ms: float
-
-
-# pick(logits, step) -> token id; the default is greedy.
-TokenPicker = Callable[[np.ndarray, int], int]
-
-
-def greedy(logits: np.ndarray, step: int) -> int:
-    return int(np.argmax(logits))
+    forward_passes: int = 0  # decode passes; fewer than tokens when drafts were accepted
 
 
 def session_options(threads: int | None) -> ort.SessionOptions:
@@ -79,11 +74,16 @@ class Engine:
         self.session = session
         self.tokenizer = tokenizer
         self.kv = KvCache(manifest.kv, manifest.context_length)
-        self._logits = np.zeros((1, manifest.vocab_size), dtype=np.float32)
-        self._logits_value = ort.OrtValue.ortvalue_from_numpy(self._logits)
-        self._binding = session.io_binding()
+        # Preallocated, bound once: a decode step only writes into these arrays in place.
+        self._logit_buffers: dict[int, tuple[np.ndarray, ort.OrtValue]] = {}
+        self._logits = self._logits_buffer(1)
+        self._one_token = np.zeros((1, 1), dtype=np.int64)
         self._seqlens = np.zeros(1, dtype=np.int32)
         self._total = np.zeros((), dtype=np.int32)
+        self._num_logits = np.ones(1, dtype=np.int64)
+        self._newline_ids: frozenset[int] | None = None
+        self._binding = session.io_binding()
+        self._bind_scalars()
         self._bind_cache()
 
     @classmethod
@@ -115,6 +115,13 @@ class Engine:
                 f"{graph} could not be loaded by onnxruntime ({exc.__class__.__name__}): "
                 f"{str(exc)[:300]}; rebuild with `nexttoken model install --force`"
             ) from exc
+        expected = {"input_ids", "seqlens_k", "total_sequence_length", "num_logits"}
+        missing = expected - {i.name for i in session.get_inputs()}
+        if missing:
+            raise ModelLoadError(
+                f"{graph} lacks inputs {sorted(missing)}: it was built by another version of "
+                f"nexttoken; rebuild with `nexttoken model install --force`"
+            )
         return cls(model_dir, manifest, session, tokenizer)
 
     # -- state ---------------------------------------------------------------------------------
@@ -126,30 +133,54 @@ class Engine:
     @property
     def logits(self) -> np.ndarray:
         """Logits after the last token in the cache (a view; copy it to keep it)."""
-        return self._logits[0]
+        return self._logits[0, -1]
+
+    def _logits_buffer(self, positions: int) -> np.ndarray:
+        if positions not in self._logit_buffers:
+            array = np.zeros((1, positions, self.manifest.vocab_size), dtype=np.float32)
+            self._logit_buffers[positions] = (array, ort.OrtValue.ortvalue_from_numpy(array))
+        return self._logit_buffers[positions][0]
 
     def rewind(self, length: int) -> None:
         self.kv.rewind(length)
 
+    def _bind_scalars(self) -> None:
+        b = self._binding
+        for name, array in (
+            ("seqlens_k", self._seqlens),
+            ("total_sequence_length", self._total),
+            ("num_logits", self._num_logits),
+        ):
+            b.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array))
+
+    def _bind_logits(self, positions: int) -> None:
+        self._logits = self._logits_buffer(positions)
+        self._num_logits[0] = positions
+        self._binding.bind_ortvalue_output("logits", self._logit_buffers[positions][1])
+
     def _bind_cache(self) -> None:
         b = self._binding
         b.clear_binding_outputs()
-        b.bind_ortvalue_output("logits", self._logits_value)
+        self._bind_logits(int(self._num_logits[0]))
         for past, present in self.kv.pairs():
             b.bind_ortvalue_input(past, self.kv.values[past])
             b.bind_ortvalue_output(present, self.kv.values[past])
 
-    def _forward(self, token_ids: list[int]) -> None:
-        start = len(self.kv.tokens)
-        total = start + len(token_ids)
+    def _forward(self, token_ids: list[int], logits_for: int = 1) -> None:
+        """Run `token_ids` after the cache; logits for the last `logits_for` of them."""
+        total = len(self.kv.tokens) + len(token_ids)
         if self.kv.reserve(total):
             self._bind_cache()
+        if logits_for != self._logits.shape[1]:
+            self._bind_logits(logits_for)
         b = self._binding
-        b.bind_cpu_input("input_ids", np.asarray([token_ids], dtype=np.int64))
+        if len(token_ids) == 1:
+            self._one_token[0, 0] = token_ids[0]
+            b.bind_cpu_input("input_ids", self._one_token)
+        else:
+            b.bind_cpu_input("input_ids", np.asarray([token_ids], dtype=np.int64))
         self._seqlens[0] = total - 1
         self._total[...] = total
-        b.bind_cpu_input("seqlens_k", self._seqlens)
-        b.bind_cpu_input("total_sequence_length", self._total)
         self.session.run_with_iobinding(b)
         self.kv.tokens.extend(token_ids)
 
@@ -186,35 +217,92 @@ class Engine:
         pick: TokenPicker = greedy,
         cancelled: Callable[[], bool] = lambda: False,
         stop_token_ids: frozenset[int] | None = None,
+        speculate: bool = False,
+        lookup_context: list[int] | None = None,
+        deadline_ms: float | None = None,
     ) -> Generation:
-        """Decode after `prompt_ids`; `on_token(id)` returning True stops (the token is kept),
-        `cancelled()` is checked between steps and raises GenerationCancelled."""
+        """Decode after `prompt_ids`.
+
+        `on_token(id)` returning True stops (the token is kept); `cancelled()` is checked
+        between steps and raises GenerationCancelled. `speculate` verifies prompt-lookup drafts
+        (from `lookup_context`, default the prompt) in one forward pass; only for a
+        deterministic `pick`. After `deadline_ms`, generation ends at the first token that
+        holds a line break (the rest of the line is still worth showing).
+        """
         stops = (
             stop_token_ids if stop_token_ids is not None else frozenset(self.manifest.eos_token_ids)
         )
         if cancelled():
             raise GenerationCancelled
+        t_start = time.perf_counter()
         prefill = self.prefill(prompt_ids)
         t0 = time.perf_counter()
+        lookup = PromptLookup(lookup_context or prompt_ids) if speculate else None
+        newline_ids = self.newline_token_ids() if deadline_ms is not None else frozenset()
         out: list[int] = []
-        reason = "max_tokens"
-        for step in range(max_new_tokens):
+        forward_passes = 0
+        # Logits rows not yet consumed, and the draft tokens they were computed after.
+        rows = [self.logits]
+        draft: list[int] = []
+        reason = ""
+        while not reason:
             if cancelled():
                 raise GenerationCancelled
-            token = pick(self.logits, step)
-            if token in stops:
-                reason = "eos"
+            accepted_in_cache = 0
+            token = -1
+            for j, row in enumerate(rows):
+                token = pick(row, len(out))
+                if token in stops:
+                    reason = "eos"
+                    break
+                out.append(token)
+                if lookup is not None:
+                    lookup.extend([token])
+                if on_token(token):
+                    reason = "callback"
+                    break
+                if len(out) >= max_new_tokens:
+                    reason = "max_tokens"
+                    break
+                if (
+                    deadline_ms is not None
+                    and token in newline_ids
+                    and (time.perf_counter() - t_start) * 1000 > deadline_ms
+                ):
+                    reason = "deadline"
+                    break
+                if j < len(draft) and token == draft[j]:
+                    accepted_in_cache += 1  # already in the cache: verified
+                    continue
                 break
-            out.append(token)
-            if on_token(token):
-                reason = "callback"
+            # Keep the cache to what was emitted: drop rejected draft tokens.
+            self.kv.rewind(len(self.kv.tokens) - len(draft) + accepted_in_cache)
+            if reason:
                 break
-            if len(self.kv.tokens) + 1 >= self.manifest.context_length:
+            if len(self.kv.tokens) + 2 + (lookup.max_draft if lookup else 0) >= (
+                self.manifest.context_length
+            ):
                 reason = "context"
                 break
-            if step + 1 < max_new_tokens:
-                self.step(token)
-        return Generation(tuple(out), reason, prefill, (time.perf_counter() - t0) * 1000)
+            draft = lookup.draft() if lookup is not None else []
+            self._forward([token, *draft], logits_for=len(draft) + 1)
+            forward_passes += 1
+            rows = [self._logits[0, j] for j in range(len(draft) + 1)]
+        return Generation(
+            tuple(out),
+            reason,
+            prefill,
+            (time.perf_counter() - t0) * 1000,
+            forward_passes=forward_passes,
+        )
+
+    def newline_token_ids(self) -> frozenset[int]:
+        if self._newline_ids is None:
+            vocab = self.tokenizer.get_vocab()
+            self._newline_ids = frozenset(
+                i for i in vocab.values() if "\n" in self.tokenizer.decode([i])
+            )
+        return self._newline_ids
 
 
 def _providers() -> list[str]:

@@ -5,15 +5,18 @@ Quantised tensors (Q4_1, Q8_0, ...) are dequantised with the `gguf` package.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from gguf import GGUFReader
+from gguf import GGMLQuantizationType, GGUFReader
 from gguf.quants import dequantize
 
 from onnx_models.architectures import ArchitectureSpec, architecture
+from onnx_models.block_quant import BlockQuant, from_q4_1_bytes, quantize
+
+# A linear layer's weight, [out, in]: dense float32 or 4-bit blocks.
+LinearWeight = np.ndarray | BlockQuant
 
 
 class WeightsError(Exception):
@@ -41,17 +44,17 @@ class LayerWeights:
     """One block's weights, Hugging Face layout: linear weights are (out, in)."""
 
     attn_norm: np.ndarray
-    q: np.ndarray
-    k: np.ndarray
-    v: np.ndarray
-    o: np.ndarray
+    q: LinearWeight
+    k: LinearWeight
+    v: LinearWeight
+    o: LinearWeight
     q_bias: np.ndarray | None
     k_bias: np.ndarray | None
     v_bias: np.ndarray | None
     ffn_norm: np.ndarray
-    gate: np.ndarray
-    up: np.ndarray
-    down: np.ndarray
+    gate: LinearWeight
+    up: LinearWeight
+    down: LinearWeight
 
 
 class GgufWeights:
@@ -103,46 +106,56 @@ class GgufWeights:
         array = dequantize(t.data, t.tensor_type)
         return np.ascontiguousarray(array, dtype=np.float32)
 
+    def linear(self, name: str, quantized: bool) -> LinearWeight:
+        """A weight [out, in]; with `quantized`, as 4-bit blocks (Q4_1 tensors bit for bit)."""
+        if not quantized:
+            return self.tensor(name)
+        t = self._tensors.get(name)
+        if t is not None and t.tensor_type == GGMLQuantizationType.Q4_1:
+            return from_q4_1_bytes(t.data, t.data.shape[0])
+        return quantize(self.tensor(name))
+
     def _optional(self, template: str | None, i: int) -> np.ndarray | None:
         if template is None:
             return None
         name = template.format(i=i)
         return self.tensor(name) if name in self._tensors else None
 
-    def _unpermute(self, w: np.ndarray, heads: int) -> np.ndarray:
+    def _unpermute(self, w: LinearWeight, heads: int) -> LinearWeight:
         # Inverse of llama.cpp's reorder: rows (head, pair, 2) -> (head, 2, pair).
         if not self.spec.rope_rows_permuted:
             return w
-        rest = w.shape[1:]
-        return w.reshape(heads, w.shape[0] // heads // 2, 2, *rest).swapaxes(1, 2).reshape(w.shape)
+        rows = w.shape[0]
+        order = np.arange(rows).reshape(heads, rows // heads // 2, 2).swapaxes(1, 2).reshape(-1)
+        return w.rows(order) if isinstance(w, BlockQuant) else w[order]
 
-    def layer(self, i: int) -> LayerWeights:
+    def layer(self, i: int, quantized: bool = False) -> LayerWeights:
+        """Block i's weights; `quantized` gives its linear weights as 4-bit blocks."""
         names = self.spec.layer
         cfg = self.config
 
         def get(template: str) -> np.ndarray:
             return self.tensor(template.format(i=i))
 
+        def lin(template: str) -> LinearWeight:
+            return self.linear(template.format(i=i), quantized)
+
         q_bias = self._optional(names.q_bias, i)
         k_bias = self._optional(names.k_bias, i)
         return LayerWeights(
             attn_norm=get(names.attn_norm),
-            q=self._unpermute(get(names.q), cfg.num_heads),
-            k=self._unpermute(get(names.k), cfg.num_kv_heads),
-            v=get(names.v),
-            o=get(names.o),
+            q=self._unpermute(lin(names.q), cfg.num_heads),
+            k=self._unpermute(lin(names.k), cfg.num_kv_heads),
+            v=lin(names.v),
+            o=lin(names.o),
             q_bias=None if q_bias is None else self._unpermute(q_bias, cfg.num_heads),
             k_bias=None if k_bias is None else self._unpermute(k_bias, cfg.num_kv_heads),
             v_bias=self._optional(names.v_bias, i),
             ffn_norm=get(names.ffn_norm),
-            gate=get(names.gate),
-            up=get(names.up),
-            down=get(names.down),
+            gate=lin(names.gate),
+            up=lin(names.up),
+            down=lin(names.down),
         )
-
-    def layers(self) -> Iterator[LayerWeights]:
-        for i in range(self.config.num_layers):
-            yield self.layer(i)
 
     def embedding(self) -> np.ndarray:
         return self.tensor(self.spec.embed)

@@ -7,9 +7,12 @@ fuses the residual add, and an LM head applied to the last position only. It mus
 PyTorch.
 
 Inputs:  input_ids int64 [batch, seq], seqlens_k int32 [batch] (total length - 1),
-         total_sequence_length int32 [] , past_key.{i}/past_value.{i} float32
-         [batch, kv_heads, max_seq, head_dim]
-Outputs: logits float32 [batch, vocab] (last position), present_key.{i}/present_value.{i}
+         total_sequence_length int32 [], num_logits int64 [1] (how many trailing positions
+         get logits: 1 for decoding, more to verify speculated tokens),
+         past_key.{i}/past_value.{i} float32 [batch, kv_heads, max_seq, head_dim]
+Outputs: logits float32 [batch, num_logits, vocab], present_key.{i}/present_value.{i}
+
+Linear weights are float32 MatMuls, or 4-bit blocks run by MatMulNBits (see block_quant.py).
 """
 
 from __future__ import annotations
@@ -22,16 +25,37 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from onnx_models.gguf_weights import DecoderConfig, LayerWeights
+from onnx_models.block_quant import BLOCK, BlockQuant, quantize
+from onnx_models.gguf_weights import DecoderConfig, LayerWeights, LinearWeight
 
 OPSET = 17
 MS_DOMAIN = "com.microsoft"
 
 
+@dataclass(frozen=True)
+class GraphOptions:
+    """Variants of the same graph, chosen by measurement (see benchmarks/README.md)."""
+
+    weights: str = "fp32"  # "fp32" or "q4" for the decoder blocks' linear layers
+    lm_head: str = "fp32"  # "fp32" or "q4"
+    # MatMulNBits accuracy level: 0 keeps activations in float32 (exact), 4 uses int8 ones.
+    accuracy_level: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("weights", "lm_head"):
+            if getattr(self, name) not in ("fp32", "q4"):
+                raise ValueError(f"{name} must be 'fp32' or 'q4', not {getattr(self, name)!r}")
+
+    def label(self) -> str:
+        return f"{self.weights}-head_{self.lm_head}-acc{self.accuracy_level}"
+
+
 @dataclass
 class _Graph:
+    options: GraphOptions = field(default_factory=GraphOptions)
     nodes: list[onnx.NodeProto] = field(default_factory=list)
     initializers: list[onnx.TensorProto] = field(default_factory=list)
+    _block_sums: dict[str, str] = field(default_factory=dict)
 
     def weight(self, name: str, array: np.ndarray) -> str:
         self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
@@ -41,6 +65,50 @@ class _Graph:
         name = f"{op}_{len(self.nodes)}"
         self.nodes.append(helper.make_node(op, inputs, outputs, name=name, domain=domain, **attrs))
         return outputs[0] if len(outputs) == 1 else outputs
+
+    def block_sums(self, x: str, in_features: int) -> str:
+        """Sums of `x` over each 32-wide block of its last axis (shared by the linears of x)."""
+        if x not in self._block_sums:
+            shape = self.weight(
+                f"{x}.blocks.shape", np.array([0, 0, in_features // BLOCK, BLOCK], dtype=np.int64)
+            )
+            blocks = self.node("Reshape", [x, shape], [f"{x}.blocks"])
+            axes = self.weight(f"{x}.blocks.axes", np.array([-1], dtype=np.int64))
+            self._block_sums[x] = self.node(
+                "ReduceSum", [blocks, axes], [f"{x}.block_sums"], keepdims=0
+            )
+        return self._block_sums[x]
+
+    def linear(self, x: str, w: LinearWeight, name: str) -> str:
+        """x @ w.T for w [out, in]; 4-bit blocks as MatMulNBits + the block minimums' term."""
+        if not isinstance(w, BlockQuant):
+            return self.node("MatMul", [x, self.weight(f"{name}.weight", w.T)], [name])
+        out_features, in_features = w.shape
+        n_blocks = in_features // BLOCK
+        zero_points = np.zeros(out_features * ((n_blocks + 1) // 2), dtype=np.uint8)
+        scaled = self.node(
+            "MatMulNBits",
+            [
+                x,
+                self.weight(f"{name}.q4", w.packed()),
+                self.weight(f"{name}.scales", w.scale.reshape(-1)),
+                self.weight(f"{name}.zero_points", zero_points),
+            ],
+            [f"{name}.scaled"],
+            domain=MS_DOMAIN,
+            K=in_features,
+            N=out_features,
+            bits=4,
+            block_size=BLOCK,
+            accuracy_level=self.options.accuracy_level,
+        )
+        # w = scale * q + minimum, so x @ w.T = MatMulNBits(x) + block_sums(x) @ minimum.T
+        offset = self.node(
+            "MatMul",
+            [self.block_sums(x, in_features), self.weight(f"{name}.minimum", w.minimum.T)],
+            [f"{name}.offset"],
+        )
+        return self.node("Add", [scaled, offset], [name])
 
 
 def rotary_caches(cfg: DecoderConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -58,10 +126,12 @@ def build_decoder(
     final_norm: np.ndarray,
     lm_head: np.ndarray | None,
     on_layer: Callable[[int], None] = lambda i: None,
+    options: GraphOptions | None = None,
 ) -> onnx.ModelProto:
-    """Build the graph; `layers(i)` yields block i's weights so only one block is dequantised
-    at a time, and `on_layer(i)` reports progress."""
-    g = _Graph()
+    """Build the graph; `layers(i)` yields block i's weights (4-bit blocks when
+    options.weights is "q4") so only one block is in memory at a time, and `on_layer(i)`
+    reports progress."""
+    g = _Graph(options or GraphOptions())
     eps = cfg.rms_norm_eps
     emb = g.weight("embed.weight", embedding)
     cos, sin = rotary_caches(cfg)
@@ -93,8 +163,7 @@ def build_decoder(
                 epsilon=eps,
             )
 
-        qkv_w = np.concatenate([w.q, w.k, w.v], axis=0).T  # [hidden, (q + 2 kv) * head_dim]
-        qkv = g.node("MatMul", [normed, g.weight(f"{p}.qkv.weight", qkv_w)], [f"{p}.qkv"])
+        qkv = g.linear(normed, _concat([w.q, w.k, w.v]), f"{p}.qkv")
         if w.q_bias is not None:
             bias = np.concatenate([w.q_bias, w.k_bias, w.v_bias])
             qkv = g.node("Add", [qkv, g.weight(f"{p}.qkv.bias", bias)], [f"{p}.qkv_b"])
@@ -119,7 +188,7 @@ def build_decoder(
             rotary_interleaved=0,
             scale=float(1.0 / np.sqrt(cfg.head_dim)),
         )
-        attn_out = g.node("MatMul", [attn, g.weight(f"{p}.o.weight", w.o.T)], [f"{p}.o"])
+        attn_out = g.linear(attn, w.o, f"{p}.o")
 
         normed2, _, _, residual = g.node(
             "SkipSimplifiedLayerNormalization",
@@ -128,15 +197,12 @@ def build_decoder(
             domain=MS_DOMAIN,
             epsilon=eps,
         )
-        gate_up_w = np.concatenate([w.gate, w.up], axis=0).T
-        gate_up = g.node(
-            "MatMul", [normed2, g.weight(f"{p}.gate_up.weight", gate_up_w)], [f"{p}.gate_up"]
-        )
+        gate_up = g.linear(normed2, _concat([w.gate, w.up]), f"{p}.gate_up")
         split = g.weight(f"{p}.split", np.array([cfg.intermediate_size] * 2, dtype=np.int64))
         gate, up = g.node("Split", [gate_up, split], [f"{p}.gate", f"{p}.up"], axis=-1)
         act = g.node("Mul", [gate, g.node("Sigmoid", [gate], [f"{p}.sig"])], [f"{p}.silu"])
         prod = g.node("Mul", [act, up], [f"{p}.act"])
-        mlp_out = g.node("MatMul", [prod, g.weight(f"{p}.down.weight", w.down.T)], [f"{p}.down"])
+        mlp_out = g.linear(prod, w.down, f"{p}.down")
         on_layer(i)
 
     final, _, _, _ = g.node(
@@ -146,26 +212,38 @@ def build_decoder(
         domain=MS_DOMAIN,
         epsilon=eps,
     )
-    # Only the last position's logits are ever needed: slice before the LM head.
-    starts = g.weight("slice.starts", np.array([-1], dtype=np.int64))
+    # Only the trailing positions' logits are needed: slice before the (large) LM head.
+    starts = g.node("Neg", ["num_logits"], ["slice.starts"])
     ends = g.weight("slice.ends", np.array([np.iinfo(np.int64).max], dtype=np.int64))
     axes = g.weight("slice.axes", np.array([1], dtype=np.int64))
-    last = g.node("Slice", ["final_norm.out", starts, ends, axes], ["last_hidden"])
-    flat_shape = g.weight("flat.shape", np.array([-1, cfg.hidden_size], dtype=np.int64))
-    flat = g.node("Reshape", [last, flat_shape], ["last_hidden_2d"])
-    if lm_head is None:
-        g.node("Gemm", [flat, emb], ["logits"], transB=1)
+    last = g.node("Slice", [final, starts, ends, axes], ["last_hidden"])
+    head = embedding if lm_head is None else lm_head
+    if g.options.lm_head == "q4":
+        g.linear(last, quantize(head), "logits")
     else:
-        g.node("Gemm", [flat, g.weight("lm_head.weight", lm_head)], ["logits"], transB=1)
-    del final
+        # Gemm reads the [vocab, hidden] weight transposed in place, so a tied embedding is
+        # stored once; it wants 2-D input.
+        flat_shape = g.weight("flat.shape", np.array([-1, cfg.hidden_size], dtype=np.int64))
+        flat = g.node("Reshape", [last, flat_shape], ["last_hidden_2d"])
+        head_name = emb if lm_head is None else g.weight("lm_head.weight", lm_head)
+        logits_2d = g.node("Gemm", [flat, head_name], ["logits_2d"], transB=1)
+        batch_positions = g.node("Shape", [last], ["last_hidden.bk"], start=0, end=2)
+        vocab = g.weight("logits.vocab", np.array([cfg.vocab_size], dtype=np.int64))
+        out_shape = g.node("Concat", [batch_positions, vocab], ["logits.shape"], axis=0)
+        g.node("Reshape", [logits_2d, out_shape], ["logits"])
 
     kv_shape = ["batch", cfg.num_kv_heads, "max_sequence_length", cfg.head_dim]
     inputs = [
         helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "sequence"]),
         helper.make_tensor_value_info("seqlens_k", TensorProto.INT32, ["batch"]),
         helper.make_tensor_value_info("total_sequence_length", TensorProto.INT32, []),
+        helper.make_tensor_value_info("num_logits", TensorProto.INT64, [1]),
     ]
-    outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "vocab"])]
+    outputs = [
+        helper.make_tensor_value_info(
+            "logits", TensorProto.FLOAT, ["batch", "num_logits", cfg.vocab_size]
+        )
+    ]
     for i in range(cfg.num_layers):
         for kind in ("key", "value"):
             inputs.append(
@@ -182,6 +260,14 @@ def build_decoder(
     )
     model.ir_version = 9
     return model
+
+
+def _concat(parts: list[LinearWeight]) -> LinearWeight:
+    """Stack linears that read the same input into one wider linear (packed QKV, gate+up)."""
+    if all(isinstance(p, BlockQuant) for p in parts):
+        return BlockQuant.concat(parts)  # type: ignore[arg-type]
+    dense = [p.dequantize() if isinstance(p, BlockQuant) else p for p in parts]
+    return np.concatenate(dense, axis=0)
 
 
 def save_model(model: onnx.ModelProto, path: Path) -> None:

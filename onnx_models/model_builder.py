@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from onnx_models.gguf_weights import GgufWeights
-from onnx_models.graph_builder import build_decoder, save_model
+from onnx_models.graph_builder import GraphOptions, build_decoder, save_model
 from onnx_models.manifest import FimSpec, KvLayout, ModelManifest
 from onnx_models.progress import ProgressCallback, silent
 from onnx_models.tokenizer_builder import build_tokenizer
@@ -91,10 +91,13 @@ def build_model_folder(
     family: str,
     source: dict[str, str] | None = None,
     progress: ProgressCallback = silent,
+    options: GraphOptions | None = None,
 ) -> Path:
     """Build `out_dir` from `gguf_path`, replacing it only once the new folder is complete."""
+    options = options or GraphOptions()
     weights = GgufWeights(gguf_path)
     cfg = weights.config
+    quantized = options.weights == "q4"
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
@@ -105,15 +108,17 @@ def build_model_folder(
         model = build_decoder(
             cfg,
             weights.embedding(),
-            weights.layer,
+            lambda i: weights.layer(i, quantized=quantized),
             weights.final_norm(),
             weights.lm_head(),
             on_layer=lambda i: progress("building ONNX graph", i + 1, cfg.num_layers),
+            options=options,
         )
         progress("saving graph", 0, 0)
         save_model(model, staging / "model.onnx")
         del model
-        manifest_for(weights, name, family, source or {"gguf": gguf_path.name}).save(staging)
+        provenance = {**(source or {"gguf": gguf_path.name}), "graph": options.label()}
+        manifest_for(weights, name, family, provenance).save(staging)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         staging.rename(out_dir)

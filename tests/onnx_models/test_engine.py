@@ -1,0 +1,83 @@
+"""Engine behaviour with the real model: speculation, sampling, deadlines, cancellation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from onnx_models.engine import Engine, GenerationCancelled
+from onnx_models.prompt_lookup import PromptLookup
+from onnx_models.sampling import SamplingParams, sampler
+
+REPETITIVE = """def area_of_square(side):
+    return side * side
+
+
+def area_of_rectangle(width, height):
+    return width * height
+
+
+def area_of_triangle(base, height):
+    return base * height / 2
+
+
+def area_of_"""
+
+
+@pytest.fixture(scope="module")
+def engine(model_dir: Path) -> Engine:
+    return Engine.load(model_dir)
+
+
+def test_prompt_lookup_drafts_what_followed_the_last_ngram() -> None:
+    lookup = PromptLookup([1, 2, 3, 4, 5, 6, 1, 2, 3], max_draft=4)
+    assert lookup.draft() == [4, 5, 6, 1]
+    lookup.extend([9])
+    assert lookup.draft() == []
+
+
+def test_speculation_gives_the_greedy_tokens_in_fewer_passes(engine: Engine) -> None:
+    ids = engine.tokenizer.encode(REPETITIVE).ids
+    engine.rewind(0)
+    plain = engine.generate(ids, max_new_tokens=40, stop_token_ids=frozenset())
+    engine.rewind(0)
+    fast = engine.generate(ids, max_new_tokens=40, stop_token_ids=frozenset(), speculate=True)
+    assert fast.tokens == plain.tokens
+    assert plain.forward_passes == len(plain.tokens) - 1
+    assert fast.forward_passes < plain.forward_passes
+    # The cache holds exactly the prompt and the emitted tokens but the last.
+    assert engine.cached_tokens == ids + list(fast.tokens[:-1])
+
+
+def test_sampling_is_reproducible_by_seed(engine: Engine) -> None:
+    ids = engine.tokenizer.encode("def parse_config(path):\n").ids
+    params = SamplingParams(temperature=1.0, top_k=40, top_p=0.95, seed=11)
+    runs = [engine.generate(ids, max_new_tokens=12, pick=sampler(params)).tokens for _ in range(2)]
+    assert runs[0] == runs[1]
+    others = {
+        engine.generate(
+            ids, max_new_tokens=12, pick=sampler(SamplingParams(temperature=1.0, seed=s))
+        ).tokens
+        for s in range(4)
+    }
+    assert len(others) > 1
+
+
+def test_deadline_stops_at_the_first_line_break(engine: Engine) -> None:
+    ids = engine.tokenizer.encode(REPETITIVE).ids
+    result = engine.generate(ids, max_new_tokens=60, stop_token_ids=frozenset(), deadline_ms=0.0)
+    assert result.stop_reason == "deadline"
+    pieces = [engine.tokenizer.decode([t]) for t in result.tokens]
+    assert "\n" in pieces[-1]
+    assert not any("\n" in piece for piece in pieces[:-1])
+
+
+def test_cancellation_between_steps(engine: Engine) -> None:
+    ids = engine.tokenizer.encode(REPETITIVE).ids
+    calls = iter([False, False, True])
+    with pytest.raises(GenerationCancelled):
+        engine.generate(ids, max_new_tokens=30, cancelled=lambda: next(calls))
+    # Still usable, and the prompt stays cached.
+    stats = engine.prefill(ids)
+    assert stats.reused_tokens == len(ids) - 1

@@ -18,7 +18,7 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from onnx_models.kv_cache import KvCache, common_prefix_length
+from onnx_models.kv_cache import ConcatKvCache, KvCache, common_prefix_length
 from onnx_models.manifest import ManifestError, ModelManifest
 from onnx_models.prompt_lookup import PromptLookup
 from onnx_models.sampling import TokenPicker, greedy
@@ -73,7 +73,13 @@ class Engine:
         self.manifest = manifest
         self.session = session
         self.tokenizer = tokenizer
-        self.kv = KvCache(manifest.kv, manifest.context_length)
+        on_gpu = "CUDAExecutionProvider" in session.get_providers()
+        self.device = "cuda" if on_gpu else "cpu"
+        self.kv: KvCache | ConcatKvCache = (
+            KvCache(manifest.kv, manifest.context_length, device=self.device)
+            if manifest.kv.shared_buffer
+            else ConcatKvCache(manifest.kv, manifest.context_length)
+        )
         # Preallocated, bound once: a decode step only writes into these arrays in place.
         self._logit_buffers: dict[int, tuple[np.ndarray, ort.OrtValue]] = {}
         self._logits = self._logits_buffer(1)
@@ -164,7 +170,10 @@ class Engine:
         self._bind_logits(int(self._num_logits[0]))
         for past, present in self.kv.pairs():
             b.bind_ortvalue_input(past, self.kv.values[past])
-            b.bind_ortvalue_output(present, self.kv.values[past])
+            if self.kv.shared:
+                b.bind_ortvalue_output(present, self.kv.values[past])
+            else:
+                b.bind_output(present, self.device)
 
     def _forward(self, token_ids: list[int], logits_for: int = 1) -> None:
         """Run `token_ids` after the cache; logits for the last `logits_for` of them."""
@@ -181,7 +190,17 @@ class Engine:
             b.bind_cpu_input("input_ids", np.asarray([token_ids], dtype=np.int64))
         self._seqlens[0] = total - 1
         self._total[...] = total
+        if not self.kv.shared:
+            for past, present in self.kv.pairs():
+                b.bind_ortvalue_input(past, self.kv.values[past])
+                b.bind_output(present, self.device)  # a new, longer tensor each call
         self.session.run_with_iobinding(b)
+        if not self.kv.shared:
+            # Outputs come back in binding order: logits, then the presents.
+            outputs = b.get_outputs()[1:]
+            self.kv.replace(
+                {past: value for (past, _), value in zip(self.kv.pairs(), outputs, strict=True)}
+            )
         self.kv.tokens.extend(token_ids)
 
     def prefill(self, prompt_ids: list[int], chunk: int = 512) -> PrefillStats:

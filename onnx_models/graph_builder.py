@@ -36,6 +36,9 @@ MS_DOMAIN = "com.microsoft"
 class GraphOptions:
     """Variants of the same graph, chosen by measurement (see benchmarks/README.md)."""
 
+    # "gqa": onnxruntime's contrib operators (GroupQueryAttention with past and present in one
+    # buffer, fused norms); "portable": standard ONNX operators only, the cache grows by Concat.
+    attention: str = "gqa"
     weights: str = "fp32"  # "fp32" or "q4" for the decoder blocks' linear layers
     lm_head: str = "fp32"  # "fp32" or "q4"
     # MatMulNBits accuracy level: 0 keeps activations in float32 (exact), 4 uses int8 ones.
@@ -45,9 +48,17 @@ class GraphOptions:
         for name in ("weights", "lm_head"):
             if getattr(self, name) not in ("fp32", "q4"):
                 raise ValueError(f"{name} must be 'fp32' or 'q4', not {getattr(self, name)!r}")
+        if self.attention not in ("gqa", "portable"):
+            raise ValueError(f"attention must be 'gqa' or 'portable', not {self.attention!r}")
+        if self.attention == "portable" and "q4" in (self.weights, self.lm_head):
+            raise ValueError("the portable graph uses standard operators only: no q4 weights")
+
+    @property
+    def shared_kv_buffer(self) -> bool:
+        return self.attention == "gqa"
 
     def label(self) -> str:
-        return f"{self.weights}-head_{self.lm_head}-acc{self.accuracy_level}"
+        return f"{self.attention}-{self.weights}-head_{self.lm_head}-acc{self.accuracy_level}"
 
 
 @dataclass
@@ -78,6 +89,42 @@ class _Graph:
                 "ReduceSum", [blocks, axes], [f"{x}.block_sums"], keepdims=0
             )
         return self._block_sums[x]
+
+    def const(self, name: str, values: list[int] | list[float], dtype=np.int64) -> str:
+        return self.weight(name, np.array(values, dtype=dtype))
+
+    def rms_norm(
+        self, x: str, weight: np.ndarray, eps: float, name: str, skip: str | None = None
+    ) -> tuple[str, str]:
+        """(normed, residual): the norm of x (+ skip), and x (+ skip) for the next residual."""
+        w = self.weight(f"{name}.weight", weight)
+        if self.options.attention == "gqa":
+            if skip is None:
+                out = self.node(
+                    "SimplifiedLayerNormalization", [x, w], [f"{name}.out"], axis=-1, epsilon=eps
+                )
+                return out, x
+            out, _, _, summed = self.node(
+                "SkipSimplifiedLayerNormalization",
+                [x, skip, w],
+                [f"{name}.out", "", "", f"{name}.sum"],
+                domain=MS_DOMAIN,
+                epsilon=eps,
+            )
+            return out, summed
+        summed = x if skip is None else self.node("Add", [x, skip], [f"{name}.sum"])
+        square = self.node("Mul", [summed, summed], [f"{name}.sq"])
+        mean = self.node(
+            "ReduceMean", [square], [f"{name}.mean"], axes=[-1], keepdims=1
+        )  # opset 17: axes is an attribute
+        shifted = self.node(
+            "Add", [mean, self.const(f"{name}.eps", [eps], np.float32)], [f"{name}.var"]
+        )
+        inv = self.node(
+            "Reciprocal", [self.node("Sqrt", [shifted], [f"{name}.std"])], [f"{name}.inv"]
+        )
+        scaled = self.node("Mul", [summed, inv], [f"{name}.scaled"])
+        return self.node("Mul", [scaled, w], [f"{name}.out"]), summed
 
     def linear(self, x: str, w: LinearWeight, name: str) -> str:
         """x @ w.T for w [out, in]; 4-bit blocks as MatMulNBits + the block minimums' term."""
@@ -146,57 +193,25 @@ def build_decoder(
     for i in range(cfg.num_layers):
         w = layers(i)
         p = f"layers.{i}"
-        if i == 0:
-            normed = g.node(
-                "SimplifiedLayerNormalization",
-                [hidden, g.weight(f"{p}.attn_norm", w.attn_norm)],
-                [f"{p}.attn_norm.out"],
-                axis=-1,
-                epsilon=eps,
-            )
-        else:
-            normed, _, _, residual = g.node(
-                "SkipSimplifiedLayerNormalization",
-                [mlp_out, residual, g.weight(f"{p}.attn_norm", w.attn_norm)],
-                [f"{p}.attn_norm.out", "", "", f"{p}.residual_in"],
-                domain=MS_DOMAIN,
-                epsilon=eps,
-            )
-
+        normed, residual = g.rms_norm(
+            hidden if i == 0 else mlp_out,
+            w.attn_norm,
+            eps,
+            f"{p}.attn_norm",
+            skip=None if i == 0 else residual,
+        )
         qkv = g.linear(normed, _concat([w.q, w.k, w.v]), f"{p}.qkv")
         if w.q_bias is not None:
             bias = np.concatenate([w.q_bias, w.k_bias, w.v_bias])
             qkv = g.node("Add", [qkv, g.weight(f"{p}.qkv.bias", bias)], [f"{p}.qkv_b"])
-        attn, _, _ = g.node(
-            "GroupQueryAttention",
-            [
-                qkv,
-                "",
-                "",
-                f"past_key.{i}",
-                f"past_value.{i}",
-                "seqlens_k",
-                "total_sequence_length",
-                "rotary.cos",
-                "rotary.sin",
-            ],
-            [f"{p}.attn", f"present_key.{i}", f"present_value.{i}"],
-            domain=MS_DOMAIN,
-            num_heads=cfg.num_heads,
-            kv_num_heads=cfg.num_kv_heads,
-            do_rotary=1,
-            rotary_interleaved=0,
-            scale=float(1.0 / np.sqrt(cfg.head_dim)),
+        attn = (
+            _gqa_attention(g, cfg, qkv, i)
+            if g.options.attention == "gqa"
+            else _portable_attention(g, cfg, qkv, i)
         )
         attn_out = g.linear(attn, w.o, f"{p}.o")
 
-        normed2, _, _, residual = g.node(
-            "SkipSimplifiedLayerNormalization",
-            [attn_out, residual, g.weight(f"{p}.ffn_norm", w.ffn_norm)],
-            [f"{p}.ffn_norm.out", "", "", f"{p}.residual_mid"],
-            domain=MS_DOMAIN,
-            epsilon=eps,
-        )
+        normed2, residual = g.rms_norm(attn_out, w.ffn_norm, eps, f"{p}.ffn_norm", skip=residual)
         gate_up = g.linear(normed2, _concat([w.gate, w.up]), f"{p}.gate_up")
         split = g.weight(f"{p}.split", np.array([cfg.intermediate_size] * 2, dtype=np.int64))
         gate, up = g.node("Split", [gate_up, split], [f"{p}.gate", f"{p}.up"], axis=-1)
@@ -205,13 +220,7 @@ def build_decoder(
         mlp_out = g.linear(prod, w.down, f"{p}.down")
         on_layer(i)
 
-    final, _, _, _ = g.node(
-        "SkipSimplifiedLayerNormalization",
-        [mlp_out, residual, g.weight("final_norm", final_norm)],
-        ["final_norm.out", "", "", "final.residual"],
-        domain=MS_DOMAIN,
-        epsilon=eps,
-    )
+    final, _ = g.rms_norm(mlp_out, final_norm, eps, "final_norm", skip=residual)
     # Only the trailing positions' logits are needed: slice before the (large) LM head.
     starts = g.node("Neg", ["num_logits"], ["slice.starts"])
     ends = g.weight("slice.ends", np.array([np.iinfo(np.int64).max], dtype=np.int64))
@@ -232,7 +241,10 @@ def build_decoder(
         out_shape = g.node("Concat", [batch_positions, vocab], ["logits.shape"], axis=0)
         g.node("Reshape", [logits_2d, out_shape], ["logits"])
 
-    kv_shape = ["batch", cfg.num_kv_heads, "max_sequence_length", cfg.head_dim]
+    past_len = "max_sequence_length" if g.options.shared_kv_buffer else "past_sequence_length"
+    present_len = "max_sequence_length" if g.options.shared_kv_buffer else "total_sequence_length"
+    past_shape = ["batch", cfg.num_kv_heads, past_len, cfg.head_dim]
+    present_shape = ["batch", cfg.num_kv_heads, present_len, cfg.head_dim]
     inputs = [
         helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "sequence"]),
         helper.make_tensor_value_info("seqlens_k", TensorProto.INT32, ["batch"]),
@@ -247,19 +259,135 @@ def build_decoder(
     for i in range(cfg.num_layers):
         for kind in ("key", "value"):
             inputs.append(
-                helper.make_tensor_value_info(f"past_{kind}.{i}", TensorProto.FLOAT, kv_shape)
+                helper.make_tensor_value_info(f"past_{kind}.{i}", TensorProto.FLOAT, past_shape)
             )
             outputs.append(
-                helper.make_tensor_value_info(f"present_{kind}.{i}", TensorProto.FLOAT, kv_shape)
+                helper.make_tensor_value_info(
+                    f"present_{kind}.{i}", TensorProto.FLOAT, present_shape
+                )
             )
     graph = helper.make_graph(g.nodes, "nexttoken_decoder", inputs, outputs, g.initializers)
+    uses_ms = any(n.domain == MS_DOMAIN for n in g.nodes)
     model = helper.make_model(
         graph,
-        opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(MS_DOMAIN, 1)],
+        opset_imports=[helper.make_opsetid("", OPSET)]
+        + ([helper.make_opsetid(MS_DOMAIN, 1)] if uses_ms else []),
         producer_name="nexttoken",
     )
     model.ir_version = 9
     return model
+
+
+def _gqa_attention(g: _Graph, cfg: DecoderConfig, qkv: str, i: int) -> str:
+    """onnxruntime's GroupQueryAttention: rotary inside, past and present one shared buffer."""
+    attn, _, _ = g.node(
+        "GroupQueryAttention",
+        [
+            qkv,
+            "",
+            "",
+            f"past_key.{i}",
+            f"past_value.{i}",
+            "seqlens_k",
+            "total_sequence_length",
+            "rotary.cos",
+            "rotary.sin",
+        ],
+        [f"layers.{i}.attn", f"present_key.{i}", f"present_value.{i}"],
+        domain=MS_DOMAIN,
+        num_heads=cfg.num_heads,
+        kv_num_heads=cfg.num_kv_heads,
+        do_rotary=1,
+        rotary_interleaved=0,
+        scale=float(1.0 / np.sqrt(cfg.head_dim)),
+    )
+    return attn
+
+
+def _portable_positions(g: _Graph, cfg: DecoderConfig) -> tuple[str, str, str]:
+    """cos, sin [seq, head_dim/2] at this call's positions, and the causal mask [seq, total]:
+    computed once, shared by all layers."""
+    if "rope.cos" in {o for n in g.nodes for o in n.output}:
+        return "rope.cos", "rope.sin", "attn.mask"
+    total = g.node("Cast", ["total_sequence_length"], ["total.i64"], to=TensorProto.INT64)
+    seq = g.node("Shape", ["input_ids"], ["seq.len"], start=1, end=2)
+    seq_scalar = g.node("Squeeze", [seq, g.const("axis0", [0])], ["seq.scalar"])
+    past = g.node("Sub", [total, seq_scalar], ["past.len"])
+    one = g.weight("one", np.array(1, dtype=np.int64))
+    zero = g.weight("zero", np.array(0, dtype=np.int64))
+    positions = g.node("Range", [past, total, one], ["positions"])
+    cos = g.node("Gather", ["rotary.cos", positions], ["rope.cos"])
+    sin = g.node("Gather", ["rotary.sin", positions], ["rope.sin"])
+    rows = g.node("Unsqueeze", [positions, g.const("axis1", [1])], ["mask.rows"])
+    cols = g.node("Range", [zero, total, one], ["mask.cols"])
+    future = g.node("Greater", [cols, rows], ["mask.future"])
+    g.node(
+        "Where",
+        [future, g.const("neg_inf", [-1e30], np.float32), g.const("zero_f", [0.0], np.float32)],
+        ["attn.mask"],
+    )
+    return cos, sin, "attn.mask"
+
+
+def _portable_attention(g: _Graph, cfg: DecoderConfig, qkv: str, i: int) -> str:
+    """Causal attention with standard operators: rotary, Concat onto the past, repeated KV
+    heads, softmax; the present cache is a new tensor each call (hence the fallback)."""
+    p = f"layers.{i}"
+    hd, heads, kv_heads = cfg.head_dim, cfg.num_heads, cfg.num_kv_heads
+    cos, sin, mask = _portable_positions(g, cfg)
+    split = g.const(f"{p}.qkv.split", [heads * hd, kv_heads * hd, kv_heads * hd])
+    q, k, v = g.node("Split", [qkv, split], [f"{p}.q", f"{p}.k", f"{p}.v"], axis=-1)
+
+    def heads_first(x: str, n: int, name: str) -> str:
+        shaped = g.node("Reshape", [x, g.const(f"{name}.shape", [0, 0, n, hd])], [f"{name}.bshd"])
+        return g.node("Transpose", [shaped], [f"{name}.bhsd"], perm=[0, 2, 1, 3])
+
+    def rotate(x: str, name: str) -> str:
+        half = g.const(f"{name}.halves", [hd // 2, hd // 2])
+        x1, x2 = g.node("Split", [x, half], [f"{name}.x1", f"{name}.x2"], axis=-1)
+        a = g.node(
+            "Sub",
+            [g.node("Mul", [x1, cos], [f"{name}.x1c"]), g.node("Mul", [x2, sin], [f"{name}.x2s"])],
+            [f"{name}.a"],
+        )
+        b = g.node(
+            "Add",
+            [g.node("Mul", [x2, cos], [f"{name}.x2c"]), g.node("Mul", [x1, sin], [f"{name}.x1s"])],
+            [f"{name}.b"],
+        )
+        return g.node("Concat", [a, b], [f"{name}.rot"], axis=-1)
+
+    q = rotate(heads_first(q, heads, f"{p}.q"), f"{p}.q")
+    k = rotate(heads_first(k, kv_heads, f"{p}.k"), f"{p}.k")
+    v = heads_first(v, kv_heads, f"{p}.v")
+    k_all = g.node("Concat", [f"past_key.{i}", k], [f"present_key.{i}"], axis=2)
+    v_all = g.node("Concat", [f"past_value.{i}", v], [f"present_value.{i}"], axis=2)
+
+    def repeat_kv(x: str, name: str) -> str:
+        group = heads // kv_heads
+        if group == 1:
+            return x
+        wide = g.node("Unsqueeze", [x, g.const(f"{name}.ax2", [2])], [f"{name}.u"])
+        shape = g.node("Shape", [wide], [f"{name}.ushape"])
+        target = g.node(
+            "Mul", [shape, g.const(f"{name}.repeats", [1, 1, group, 1, 1])], [f"{name}.target"]
+        )
+        expanded = g.node("Expand", [wide, target], [f"{name}.e"])
+        return g.node(
+            "Reshape", [expanded, g.const(f"{name}.merge", [0, heads, -1, hd])], [f"{name}.rep"]
+        )
+
+    k_rep = repeat_kv(k_all, f"{p}.k_all")
+    v_rep = repeat_kv(v_all, f"{p}.v_all")
+    k_t = g.node("Transpose", [k_rep], [f"{p}.kT"], perm=[0, 1, 3, 2])
+    scores = g.node("MatMul", [q, k_t], [f"{p}.scores"])
+    scale = g.const(f"{p}.scale", [1.0 / np.sqrt(hd)], np.float32)
+    scaled = g.node("Mul", [scores, scale], [f"{p}.scores_scaled"])
+    masked = g.node("Add", [scaled, mask], [f"{p}.scores_masked"])
+    probs = g.node("Softmax", [masked], [f"{p}.probs"], axis=-1)
+    ctx = g.node("MatMul", [probs, v_rep], [f"{p}.ctx"])
+    ctx_t = g.node("Transpose", [ctx], [f"{p}.ctx_bshd"], perm=[0, 2, 1, 3])
+    return g.node("Reshape", [ctx_t, g.const(f"{p}.ctx.shape", [0, 0, heads * hd])], [f"{p}.attn"])
 
 
 def _concat(parts: list[LinearWeight]) -> LinearWeight:

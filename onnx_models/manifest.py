@@ -36,6 +36,9 @@ class KvLayout:
     num_kv_heads: int
     head_dim: int
     dtype: str = "float32"
+    # True: past and present are one preallocated buffer (GroupQueryAttention); False: the
+    # graph returns a longer present tensor each call (the portable graph).
+    shared_buffer: bool = True
     past_key_name: str = "past_key.{layer}"
     past_value_name: str = "past_value.{layer}"
     present_key_name: str = "present_key.{layer}"

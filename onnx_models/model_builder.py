@@ -45,7 +45,13 @@ def _control_tokens(weights: GgufWeights) -> dict[str, int]:
     return out
 
 
-def manifest_for(weights: GgufWeights, name: str, family: str, source: dict[str, str]):
+def manifest_for(
+    weights: GgufWeights,
+    name: str,
+    family: str,
+    source: dict[str, str],
+    shared_kv_buffer: bool = True,
+) -> ModelManifest:
     cfg = weights.config
     control = _control_tokens(weights)
     fim = None
@@ -71,7 +77,10 @@ def manifest_for(weights: GgufWeights, name: str, family: str, source: dict[str,
         context_length=cfg.context_length,
         vocab_size=cfg.vocab_size,
         kv=KvLayout(
-            num_layers=cfg.num_layers, num_kv_heads=cfg.num_kv_heads, head_dim=cfg.head_dim
+            num_layers=cfg.num_layers,
+            num_kv_heads=cfg.num_kv_heads,
+            head_dim=cfg.head_dim,
+            shared_buffer=shared_kv_buffer,
         ),
         bos_token_id=int(bos.contents()) if bos is not None else None,
         eos_token_ids=tuple(eos_ids),
@@ -118,7 +127,7 @@ def build_model_folder(
         save_model(model, staging / "model.onnx")
         del model
         provenance = {**(source or {"gguf": gguf_path.name}), "graph": options.label()}
-        manifest_for(weights, name, family, provenance).save(staging)
+        manifest_for(weights, name, family, provenance, options.shared_kv_buffer).save(staging)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         staging.rename(out_dir)

@@ -14,10 +14,20 @@ from pathlib import Path
 
 import numpy as np
 
-from completion.cursor import CursorContext, split_at
+from completion.cursor import CursorContext, index_to_utf16, split_at
+from completion.languages import CompletionLanguage, language_for
+from completion.postprocess import Suggestion, postprocess
 from completion.prompt import PromptBudget, build_prompt
-from completion.request import CompletionRequest, CompletionResult, CompletionStats
-from completion.stops import StopCriteria, StopDecision, decide_mode
+from completion.request import CompletionRequest, CompletionResult, CompletionStats, Position
+from completion.stops import StopCriteria, StopDecision
+from completion.syntax import (
+    CursorSyntax,
+    ModeOptions,
+    SyntaxCheck,
+    SyntaxWindow,
+    cursor_mode,
+    cut_points,
+)
 from completion.token_healing import (
     HealingConstraint,
     TokenHealer,
@@ -38,26 +48,39 @@ class PipelineSettings:
     budget: PromptBudget = field(default_factory=PromptBudget)
     framing: str = "filename"  # see completion.prompt.FRAMINGS
     max_block_lines: int = 8
+    modes: ModeOptions = field(default_factory=ModeOptions)
+    # False decodes to the token cap and applies the stop rules afterwards: the same text,
+    # for measuring what stopping while decoding saves (benchmarks/stops.py).
+    stream_stops: bool = True
+    # Cut a completion back to its longest prefix that adds no parse error (tree-sitter).
+    syntax_check: bool = True
 
 
 class _Decoder:
     """Streams generated tokens into stop criteria as text, behind the healed prefix."""
 
-    def __init__(self, engine: Engine, removed_text: str, stops: StopCriteria) -> None:
+    def __init__(
+        self, engine: Engine, removed_text: str, stops: StopCriteria, stream: bool = True
+    ) -> None:
         self._engine = engine
         self._removed = removed_text
         self._stops = stops
+        self._stream = stream
         self.ids: list[int] = []
         self._fed = 0
         self.decision: StopDecision | None = None
 
     def on_token(self, token_id: int) -> bool:
         self.ids.append(token_id)
+        return self._stream and self.feed()
+
+    def feed(self) -> bool:
+        """Feed the text decoded since the last call; True when the stop rules end it."""
         text = self._engine.tokenizer.decode(self.ids, skip_special_tokens=False)
         if text.endswith("\ufffd"):
             return False  # half of a multi-byte character: wait for the rest
         visible = strip_healed_prefix(text, self._removed)
-        if len(visible) > self._fed:
+        if len(visible) > self._fed and self.decision is None:
             decision = self._stops.feed(visible[self._fed :])
             self._fed = len(visible)
             if decision.stop:
@@ -91,7 +114,12 @@ class CompletionPipeline:
         ctx = split_at(request.text, request.position)
         if "\x00" in request.text:
             return self._empty(request, "binary", t0)
-        mode = decide_mode(ctx.line_prefix, ctx.line_suffix)
+        language = language_for(request.language_id, request.path)
+        window = SyntaxWindow.around(ctx)
+        cursor = cursor_mode(language, ctx, self.settings.modes, window)
+        if cursor.mode == "none":
+            return self._empty(request, "none", t0, mode="none", detail=cursor.reason)
+        mode = cursor.mode
         prompt = build_prompt(
             self.tokenizer,
             self.manifest,
@@ -105,8 +133,10 @@ class CompletionPipeline:
         healed = self.healer.heal_text(prompt.text)
         if not healed.prompt_ids:
             return self._empty(request, "empty_prompt", t0)
-        stops = StopCriteria(mode, ctx.line_prefix, max_lines=self.settings.max_block_lines)
-        decoder = _Decoder(self.engine, healed.removed_text, stops)
+        stops = StopCriteria(
+            mode, ctx.line_prefix, max_lines=self.settings.max_block_lines, language=language
+        )
+        decoder = _Decoder(self.engine, healed.removed_text, stops, self.settings.stream_stops)
         constraint: list[HealingConstraint] = [self.healer.constraint(healed)]
 
         def pick(logits: np.ndarray, step: int) -> int:
@@ -133,8 +163,21 @@ class CompletionPipeline:
             log.exception("token healing went wrong; returning no suggestion")
             return self._empty(request, "healing_error", t0)
 
+        if not self.settings.stream_stops:
+            decoder.feed()
         decision = decoder.decision or stops.finish(cut_off=generation.stop_reason != "eos")
-        text = _tidy(stops.text[: decision.keep_chars], ctx)
+        suggestion = finish_suggestion(
+            stops.text[: decision.keep_chars],
+            ctx,
+            cursor,
+            language,
+            window,
+            syntax_check=self.settings.syntax_check,
+        )
+        end = Position(
+            request.position.line,
+            request.position.character + index_to_utf16(ctx.line_suffix, suggestion.replace_chars),
+        )
         stats = CompletionStats(
             prompt_tokens=len(healed.prompt_ids),
             reused_tokens=generation.prefill.reused_tokens,
@@ -143,6 +186,9 @@ class CompletionPipeline:
             decode_ms=generation.decode_ms,
             total_ms=(time.perf_counter() - t0) * 1000,
             stop_reason=decision.reason or generation.stop_reason,
+            mode=mode,
+            mode_reason=cursor.reason,
+            adjusted=suggestion.dropped,
         )
         log.info(
             "completion: mode=%s prompt=%d reused=%d prefilled=%d prefill=%.0fms "
@@ -156,20 +202,59 @@ class CompletionPipeline:
             stats.generated_tokens,
             stats.stop_reason,
         )
-        return CompletionResult(text, request.position, request.position, stats)
+        return CompletionResult(suggestion.text, request.position, end, stats)
 
-    def _empty(self, request: CompletionRequest, reason: str, t0: float) -> CompletionResult:
-        stats = CompletionStats(total_ms=(time.perf_counter() - t0) * 1000, stop_reason=reason)
+    def _empty(
+        self, request: CompletionRequest, reason: str, t0: float, mode: str = "", detail: str = ""
+    ) -> CompletionResult:
+        stats = CompletionStats(
+            total_ms=(time.perf_counter() - t0) * 1000,
+            stop_reason=reason,
+            mode=mode,
+            mode_reason=detail,
+        )
+        if mode == "none":
+            log.info("completion: mode=none (%s)", detail)
         return CompletionResult("", request.position, request.position, stats)
 
 
-def _tidy(text: str, ctx: CursorContext) -> str:
-    """Trailing whitespace off; nothing when only whitespace remains; no re-typed suffix."""
-    text = "\n".join(line.rstrip() for line in text.split("\n")).rstrip("\n")
-    if not text.strip():
-        return ""
-    rest = ctx.line_suffix.strip()
-    # The editor already shows what follows the cursor (often auto-closed brackets).
-    if rest and "\n" not in text and text.rstrip().endswith(rest):
-        text = text.rstrip()[: -len(rest)]
-    return text
+def finish_suggestion(
+    kept: str,
+    ctx: CursorContext,
+    cursor: CursorSyntax,
+    language: CompletionLanguage | None,
+    window: SyntaxWindow,
+    *,
+    syntax_check: bool = True,
+) -> Suggestion:
+    """What the stop rules kept, made into the suggestion: post-processing, then the syntax
+    check. A pure function of text, so golden tests can feed it made-up model output."""
+    suggestion = postprocess(
+        kept, ctx, block=cursor.mode == "block", language=language, in_string=cursor.in_string
+    )
+    if syntax_check:
+        suggestion = _syntax_cut(suggestion, language, window, block=cursor.mode == "block")
+    return suggestion
+
+
+def _syntax_cut(
+    suggestion: Suggestion,
+    language: CompletionLanguage | None,
+    window: SyntaxWindow,
+    *,
+    block: bool,
+) -> Suggestion:
+    """The suggestion cut back to its longest prefix that adds no ERROR or MISSING node to
+    the parse of the text around the cursor (unchanged without a grammar)."""
+    grammar = language.grammar() if language else None
+    if grammar is None or not suggestion.text:
+        return suggestion
+    text = suggestion.text
+    check = SyntaxCheck(grammar, window)
+    keep = check.longest_clean(text, suggestion.replace_chars, cut_points(text, block))
+    if keep == len(text):
+        return suggestion
+    cut = text[:keep].rstrip()
+    if not cut.strip():
+        return Suggestion("", dropped="syntax")
+    return Suggestion(cut, dropped="syntax_cut")

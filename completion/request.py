@@ -30,7 +30,10 @@ class CompletionStats:
     prefill_ms: float = 0.0
     decode_ms: float = 0.0
     total_ms: float = 0.0
-    stop_reason: str = ""
+    stop_reason: str = ""  # "none" when the cursor's mode is none: nothing is suggested there
+    mode: str = ""  # "line", "block" or "none"
+    mode_reason: str = ""  # why that mode: "blank_line", "opener", "in_comment", "mid_word", ...
+    adjusted: str = ""  # what post-processing did: "syntax_cut", "repeats_prefix", "secret", ...
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from completion.languages import language_for
 from completion.stops import (
     DEFAULT_MAX_LINES,
+    BracketLexer,
     StopCriteria,
     StopDecision,
     decide_mode,
@@ -221,3 +223,58 @@ def test_chunking_does_not_change_the_result(step: int) -> None:
         stream(StopCriteria("block", "    "), text, step=step)[:2]
         == stream(StopCriteria("block", "    "), text, step=1)[:2]
     )
+
+
+# Bracket-style blocks (C-like languages): the lexer and the rules built on it.
+
+
+@pytest.mark.parametrize(
+    ("language", "lines", "depths"),
+    [
+        ("c", ["if (x) {", "  f(')');", "} else {", "}"], [(0, 1), (1, 1), (0, 1), (0, 0)]),
+        ("c", ["/* { */ {", "  /* }", "  } */", "}"], [(0, 1), (1, 1), (1, 1), (0, 0)]),
+        ("rust", ["fn f<'a>(x: &'a str) {", "    '{'", "}"], [(0, 1), (1, 1), (0, 0)]),
+        ("javascript", ["const s = `{", "}`; f(() => {", "})"], [(0, 0), (0, 2), (0, 0)]),
+        ("go", ['s := "}" // }', "x := `", "{`"], [(0, 0), (0, 0), (0, 0)]),
+        ("python", ['x = """{', '}""" + f(#', ")"], [(0, 0), (0, 1), (0, 0)]),
+    ],
+)
+def test_bracket_lexer(language: str, lines: list[str], depths: list[tuple[int, int]]) -> None:
+    lexer = BracketLexer(language_for(language))
+    seen = []
+    for line in lines:
+        low = lexer.scan(line)
+        seen.append((low, lexer.depth))
+    assert seen == depths
+
+
+def test_lexer_reports_a_string_open_at_the_line_end() -> None:
+    lexer = BracketLexer(language_for("python"))
+    lexer.scan("print('it")
+    assert lexer.string_at_line_end == "'"
+    lexer.scan("print('it')")
+    assert lexer.string_at_line_end == ""
+    assert lexer.in_code
+
+
+def test_balancing_bracket_ends_the_block_whatever_the_indentation() -> None:
+    c = language_for("c")
+    text = "\nfoo();\n  }\nbar();\n"
+    decision, kept, _ = stream(StopCriteria("block", "if (x) {", language=c), text)
+    assert (decision.reason, kept) == ("close", "\nfoo();\n  }")
+
+
+def test_closer_that_leaves_the_cursors_block_stops_before_its_line() -> None:
+    c = language_for("c")
+    decision, kept, fed = stream(StopCriteria("block", "    ", language=c), "a();\n}\nb();\n")
+    assert (decision.reason, kept) == ("close_outer", "a();")
+    assert fed == len("a();\n}")  # decided on the closer's first character
+    decision, kept, _ = stream(StopCriteria("block", "    ", language=c), "a();\n    b(); }\n")
+    assert (decision.reason, kept) == ("close_outer", "a();")
+
+
+def test_brackets_inside_strings_do_not_close_blocks() -> None:
+    java = language_for("java")
+    text = '\n    log("}");\n}\nnext();\n'
+    decision, kept, _ = stream(StopCriteria("block", "void f() {", language=java), text)
+    assert (decision.reason, kept) == ("close", '\n    log("}");\n}')

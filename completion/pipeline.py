@@ -6,7 +6,9 @@ cache, so one worker thread calls `complete` at a time.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ from completion.languages import CompletionLanguage, language_for
 from completion.postprocess import Suggestion, postprocess
 from completion.prompt import PromptBudget, build_prompt
 from completion.request import CompletionRequest, CompletionResult, CompletionStats, Position
+from completion.secrets import MASK, SecretFilter, is_secret_file
 from completion.stops import StopCriteria, StopDecision
 from completion.syntax import (
     CursorSyntax,
@@ -37,6 +40,10 @@ from completion.token_healing import (
 from onnx_models.engine import Engine, GenerationCancelled
 
 log = logging.getLogger(__name__)
+
+# A file that every prompt is appended to (one JSON string a line), to see what the model sees;
+# prompts are written after secrets are masked.
+PROMPT_LOG_ENV = "NEXTTOKEN_PROMPT_LOG"
 
 
 class CompletionCancelled(Exception):
@@ -90,9 +97,16 @@ class _Decoder:
 
 
 class CompletionPipeline:
-    def __init__(self, engine: Engine, settings: PipelineSettings | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        settings: PipelineSettings | None = None,
+        secrets: SecretFilter | None = None,
+    ) -> None:
         self.engine = engine
         self.settings = settings or PipelineSettings()
+        self.secrets = secrets or SecretFilter()
+        self.prompt_log = os.environ.get(PROMPT_LOG_ENV, "")
         self.manifest = engine.manifest
         self.tokenizer = engine.tokenizer
         self.healer = TokenHealer.for_tokenizer(self.tokenizer)
@@ -114,22 +128,32 @@ class CompletionPipeline:
         ctx = split_at(request.text, request.position)
         if "\x00" in request.text:
             return self._empty(request, "binary", t0)
+        if is_secret_file(request.path):
+            return self._empty(request, "none", t0, mode="none", detail="secret_file")
+        if request.workspace:
+            self.secrets.use_workspace(Path(request.workspace))
         language = language_for(request.language_id, request.path)
         window = SyntaxWindow.around(ctx)
         cursor = cursor_mode(language, ctx, self.settings.modes, window)
         if cursor.mode == "none":
             return self._empty(request, "none", t0, mode="none", detail=cursor.reason)
         mode = cursor.mode
+        # The model never sees a credential: masked in the text before and after the cursor.
+        prefix = self.secrets.mask(ctx.prefix)
+        line_prefix = prefix[prefix.rfind("\n") + 1 :]
+        if line_prefix != ctx.line_prefix and line_prefix.endswith(MASK):
+            return self._empty(request, "none", t0, mode="none", detail="secret_at_cursor")
         prompt = build_prompt(
             self.tokenizer,
             self.manifest,
-            prefix=ctx.prefix,
-            suffix=ctx.suffix,
-            line_prefix=ctx.line_prefix,
+            prefix=prefix,
+            suffix=self.secrets.mask(ctx.suffix),
+            line_prefix=line_prefix,
             path=request.path,
             budget=self.settings.budget,
             framing=self.settings.framing,
         )
+        self._log_prompt(prompt.text)
         healed = self.healer.heal_text(prompt.text)
         if not healed.prompt_ids:
             return self._empty(request, "empty_prompt", t0)
@@ -173,6 +197,7 @@ class CompletionPipeline:
             language,
             window,
             syntax_check=self.settings.syntax_check,
+            secrets=self.secrets,
         )
         end = Position(
             request.position.line,
@@ -204,6 +229,16 @@ class CompletionPipeline:
         )
         return CompletionResult(suggestion.text, request.position, end, stats)
 
+    def _log_prompt(self, text: str) -> None:
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("prompt: %s", json.dumps(text))
+        if self.prompt_log:
+            try:
+                with open(self.prompt_log, "a", encoding="utf-8") as out:
+                    out.write(json.dumps(text) + "\n")
+            except OSError as exc:
+                log.warning("cannot append to %s=%s: %s", PROMPT_LOG_ENV, self.prompt_log, exc)
+
     def _empty(
         self, request: CompletionRequest, reason: str, t0: float, mode: str = "", detail: str = ""
     ) -> CompletionResult:
@@ -226,14 +261,23 @@ def finish_suggestion(
     window: SyntaxWindow,
     *,
     syntax_check: bool = True,
+    secrets: SecretFilter | None = None,
 ) -> Suggestion:
-    """What the stop rules kept, made into the suggestion: post-processing, then the syntax
-    check. A pure function of text, so golden tests can feed it made-up model output."""
+    """What the stop rules kept, made into the suggestion: post-processing, the syntax check,
+    then the secret-leak filter. A pure function of text, so golden tests can feed it made-up
+    model output."""
     suggestion = postprocess(
         kept, ctx, block=cursor.mode == "block", language=language, in_string=cursor.in_string
     )
     if syntax_check:
         suggestion = _syntax_cut(suggestion, language, window, block=cursor.mode == "block")
+    if secrets is not None and suggestion.text:
+        after = ctx.line_suffix[suggestion.replace_chars :]
+        checked = secrets.check_suggestion(suggestion.text, ctx.line_prefix, after)
+        if checked.rule:
+            log.warning("suggestion held a secret (%s): cut or dropped", checked.rule)
+            kept_range = suggestion.replace_chars if checked.text == suggestion.text else 0
+            suggestion = Suggestion(checked.text, kept_range, f"secret:{checked.rule}")
     return suggestion
 
 

@@ -20,6 +20,9 @@ class CompletionRequest:
     path: str = ""  # workspace-relative (or absolute) file path, used to frame the prompt
     language_id: str = ""
     max_new_tokens: int = 64
+    # The workspace folder the file belongs to: its `.env`-type files' values are never shown
+    # to the model nor suggested. Empty: no workspace known.
+    workspace: str = ""
 
 
 @dataclass(frozen=True)

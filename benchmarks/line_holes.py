@@ -1,8 +1,11 @@
-"""Which file framing gives better single-line suggestions per millisecond?
+"""Single-line suggestion quality per millisecond, for prompt framings and model variants.
 
 Punches rest-of-line holes into real Python files (seeded), completes each through the real
-pipeline once per framing ("filename", "file_sep", "none"), and prints exact match, edit
-similarity and median latency. Run: python benchmarks/prompt_framing.py [FILES...] --holes 60
+pipeline once per (model folder, framing) pair, cold, interleaved hole by hole, and prints
+exact match, edit similarity and median latency.
+
+    python benchmarks/line_holes.py [FILES...] --holes 60 --framings filename,file_sep,none
+    python benchmarks/line_holes.py --models ~/.cache/nexttoken/models/smollm2,/tmp/other
 """
 
 from __future__ import annotations
@@ -44,17 +47,23 @@ def main() -> None:
     parser.add_argument("files", nargs="*", type=Path)
     parser.add_argument("--holes", type=int, default=60)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--framings", default="filename", help=f"comma-separated: {FRAMINGS}")
+    parser.add_argument("--models", default="", help="comma-separated model folders")
     args = parser.parse_args()
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     files = args.files or [stdlib / f for f in DEFAULT_FILES]
     cases = holes(files, args.holes, args.seed)
-    pipeline = CompletionPipeline.load(ensure_model())
-    results: dict[str, tuple[list[bool], list[float], list[float]]] = {
-        f: ([], [], []) for f in FRAMINGS
+    folders = [Path(m).expanduser() for m in args.models.split(",") if m] or [ensure_model()]
+    pipelines = {folder: CompletionPipeline.load(folder) for folder in folders}
+    framings = args.framings.split(",")
+    variants = [(folder, framing) for folder in folders for framing in framings]
+    results: dict[tuple[Path, str], tuple[list[bool], list[float], list[float]]] = {
+        v: ([], [], []) for v in variants
     }
     for path, text, line, col, target in cases:
-        # Interleave framings per hole so machine noise hits them alike.
-        for framing in FRAMINGS:
+        # Interleave variants per hole so machine noise hits them alike.
+        for folder, framing in variants:
+            pipeline = pipelines[folder]
             pipeline.settings = PipelineSettings(framing=framing)
             pipeline.engine.rewind(0)  # cold each time: no framing profits from another's cache
             lines = text.split("\n")
@@ -62,17 +71,17 @@ def main() -> None:
             doc = "\n".join([*lines[:line], lines[line][:col], *lines[line + 1 :]])
             request = CompletionRequest(doc, Position(line, col), path=path.name)
             result = pipeline.complete(request)
-            exact, sims, ms = results[framing]
+            exact, sims, ms = results[(folder, framing)]
             exact.append(result.insert_text.strip() == target.strip())
             sims.append(difflib.SequenceMatcher(None, result.insert_text, target).ratio())
             ms.append(result.stats.total_ms)
     print(f"{len(cases)} rest-of-line holes from {len(files)} files, seed {args.seed}")
-    print("| framing | exact match | edit similarity | median ms |")
-    print("|---|---|---|---|")
-    for framing, (exact, sims, ms) in results.items():
+    print("| model | framing | exact match | edit similarity | median ms |")
+    print("|---|---|---|---|---|")
+    for (folder, framing), (exact, sims, ms) in results.items():
         print(
-            f"| {framing} | {sum(exact) / len(exact):.1%} | {statistics.mean(sims):.3f} "
-            f"| {statistics.median(ms):.0f} |"
+            f"| {folder.name} | {framing} | {sum(exact) / len(exact):.1%} "
+            f"| {statistics.mean(sims):.3f} | {statistics.median(ms):.0f} |"
         )
 
 

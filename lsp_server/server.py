@@ -43,6 +43,7 @@ from lsp_server.documents import (
     prompt_path,
     read_source_file,
 )
+from lsp_server.indexing import WorkspaceIndexing, document_path
 from lsp_server.inference import CompletionBackend, InferenceWorker, describe_stats
 from lsp_server.model_source import MODEL_ERRORS, load_pipeline
 from lsp_server.settings import SECTION, ServerSettings, client_section, parse_settings
@@ -144,11 +145,13 @@ class NextTokenServer(LanguageServer):
         self._load_task: asyncio.Task[None] | None = None
         self._loaded_model_dir = ""
         self._model_loads = 0
+        self.indexing = WorkspaceIndexing(self)
 
     def shutdown(self) -> None:
         """Also when the client just goes away (end of stdin, closed socket): a generation in
         flight stops at its next step instead of holding up the exit."""
         self.inference.close()
+        self.indexing.stop()
         super().shutdown()
 
     # -- settings ------------------------------------------------------------------------------
@@ -264,6 +267,8 @@ class NextTokenServer(LanguageServer):
             await asyncio.sleep(settings.debounce_ms / 1000)
             if self.inference.is_stale(ticket):
                 raise asyncio.CancelledError
+        if settings.index:
+            request = await self.indexing.with_context(request, document_path(uri))
         backend = await self.backend()
         if backend is None:
             return None
@@ -395,6 +400,7 @@ def initialize(ls: NextTokenServer, params: types.InitializeParams) -> None:
 
 def initialized(ls: NextTokenServer, params: types.InitializedParams) -> None:
     ls.ensure_model_loading()
+    ls.indexing.configure(ls.settings, ls.workspace)
 
 
 async def did_change_configuration(
@@ -411,6 +417,24 @@ async def did_change_configuration(
         )
         raw = pulled[0] if pulled else None
     ls.apply_settings(raw, ls.initial_settings)
+    ls.indexing.configure(ls.settings, ls.workspace)
+
+
+# Open documents feed the workspace index: their unsaved text wins over the disk.
+def did_open(ls: NextTokenServer, params: types.DidOpenTextDocumentParams) -> None:
+    uri = params.text_document.uri
+    ls.indexing.document_changed(document_path(uri), params.text_document.text)
+
+
+def did_change(ls: NextTokenServer, params: types.DidChangeTextDocumentParams) -> None:
+    uri = params.text_document.uri
+    document = ls.workspace.text_documents.get(unquote(uri))
+    if document is not None:
+        ls.indexing.document_changed(document_path(uri), document.source)
+
+
+def did_close(ls: NextTokenServer, params: types.DidCloseTextDocumentParams) -> None:
+    ls.indexing.document_closed(document_path(params.text_document.uri))
 
 
 def shutdown(ls: NextTokenServer, params: None) -> None:
@@ -453,6 +477,9 @@ def create_server(
     server.feature(types.INITIALIZE)(initialize)
     server.feature(types.INITIALIZED)(initialized)
     server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)(did_change_configuration)
+    server.feature(types.TEXT_DOCUMENT_DID_OPEN)(did_open)
+    server.feature(types.TEXT_DOCUMENT_DID_CHANGE)(did_change)
+    server.feature(types.TEXT_DOCUMENT_DID_CLOSE)(did_close)
     server.feature(types.SHUTDOWN)(shutdown)
     server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())(
         inline_completion

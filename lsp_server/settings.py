@@ -27,6 +27,10 @@ class ServerSettings:
     max_new_tokens: int = 64
     # Wait this long before starting a generation, so a burst of keystrokes runs only the last.
     debounce_ms: int = 0
+    # The workspace index (indexer/), the source of repository context in prompts, and
+    # gitignore-style patterns it skips on top of .gitignore.
+    index: bool = True
+    index_exclude: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,12 @@ def _integer_between(low: int, high: int) -> Callable[[Any], int]:
     return check
 
 
+def _patterns(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValueError('expected a list of gitignore-style patterns, e.g. ["data/", "*.gen.ts"]')
+    return tuple(item for item in value if item.strip())
+
+
 def _folder(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError("expected a folder path (a string)")
@@ -65,6 +75,8 @@ _FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "modelDir": ("model_dir", _folder),
     "maxNewTokens": ("max_new_tokens", _integer_between(1, MAX_NEW_TOKENS_LIMIT)),
     "debounceMs": ("debounce_ms", _integer_between(0, DEBOUNCE_MS_LIMIT)),
+    "index": ("index", _boolean),
+    "indexExclude": ("index_exclude", _patterns),
 }
 
 

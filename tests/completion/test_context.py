@@ -1,0 +1,362 @@
+"""Repository context: retrieval from a real index of real files, rendering with the real
+model's tokenizer and manifest, and the prompt and pipeline that use it."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tokenizers import Tokenizer
+
+from completion.context import (
+    LAYER_IMPORTED,
+    LAYER_MEMBERS,
+    LAYER_NEARBY,
+    LAYER_SIMILAR,
+    ContextRenderer,
+    ContextRetriever,
+)
+from completion.pipeline import CompletionPipeline
+from completion.prompt import PromptBudget, build_prompt
+from completion.request import CompletionRequest, ContextSnippet, Position
+from completion.secrets import SecretFilter
+from indexer.index import IndexOptions, WorkspaceIndex
+from onnx_models.manifest import ModelManifest
+
+WAIT_S = 20.0
+CURSOR = "<|>"
+
+MODEL_PY = '''"""The shop's model."""
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Item:
+    """An item for sale."""
+
+    sku: str
+    price_cents: int
+
+
+class Cart:
+    """A shopping cart."""
+
+    def __init__(self) -> None:
+        self.items: list[Item] = []
+
+    def add(self, item: Item, quantity: int = 1) -> None:
+        self.items.extend([item] * quantity)
+
+    def total_cents(self) -> int:
+        return sum(item.price_cents for item in self.items)
+
+
+def make_cart(*items: Item) -> Cart:
+    cart = Cart()
+    for item in items:
+        cart.add(item)
+    return cart
+'''
+
+MONEY_PY = (
+    '''def format_cents(cents: int) -> str:
+    """Cents as euros, with two decimals."""
+    return f"{cents / 100:.2f} EUR"
+
+
+'''
+    + f'API_KEY = "{"AKIA" + "Z7QHR4LMXK2PWN5B"}"\n'
+)
+
+
+def write(root: Path, relative: str, text: str) -> Path:
+    path = root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def request_at(root: Path, relative: str, text_with_cursor: str, language_id: str = ""):
+    """Write the file with the cursor marker removed; the request sits at the marker."""
+    before, after = text_with_cursor.split(CURSOR)
+    write(root, relative, before + after)
+    lines = before.split("\n")
+    return CompletionRequest(
+        before + after,
+        Position(len(lines) - 1, len(lines[-1])),
+        path=relative,
+        language_id=language_id,
+    )
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Iterator[tuple[Path, WorkspaceIndex]]:
+    root = tmp_path / "shop_project"
+    write(root, "shop/__init__.py", "")
+    write(root, "shop/model.py", MODEL_PY)
+    write(root, "shop/money.py", MONEY_PY)
+    index = WorkspaceIndex(
+        root, IndexOptions(store_folder=tmp_path / "stores", document_debounce_ms=0)
+    )
+    index.start()
+    assert index.wait_ready(WAIT_S)
+    yield root, index
+    index.stop()
+
+
+def index_file(index: WorkspaceIndex, root: Path, relative: str) -> None:
+    """Wait until the file (written after the first pass) is in the index."""
+    index.document_changed(root / relative, (root / relative).read_text())
+    assert index.reader is not None
+    assert index.wait_for(lambda: index.reader.file(relative) is not None, WAIT_S)
+
+
+def by_layer(snippets) -> dict[int, list[ContextSnippet]]:
+    layers: dict[int, list[ContextSnippet]] = {}
+    for snippet in snippets:
+        layers.setdefault(snippet.layer, []).append(snippet)
+    return layers
+
+
+def test_members_of_an_inferred_class_at_a_dot(workspace) -> None:
+    root, index = workspace
+    request = request_at(
+        root,
+        "shop/checkout.py",
+        "from .model import Item, make_cart\n\n\ndef checkout(skus):\n"
+        f"    cart = make_cart(*[Item(s, 100) for s in skus])\n    cart.{CURSOR}\n",
+    )
+    index_file(index, root, "shop/checkout.py")
+    snippets = ContextRetriever(index).retrieve(request)
+    best = snippets[0]
+    # `cart` comes from make_cart(), whose signature says it returns a Cart.
+    assert (best.path, best.layer) == ("shop/model.py", LAYER_MEMBERS)
+    assert best.text == (
+        "# A shopping cart.\n"
+        "class Cart:\n"
+        "    def __init__(self) -> None: ...\n"
+        "    def add(self, item: Item, quantity: int = 1) -> None: ...\n"
+        "    def total_cents(self) -> int: ..."
+    )
+    nearby = [s.text for s in by_layer(snippets)[LAYER_NEARBY]]
+    assert "def make_cart(*items: Item) -> Cart: ..." in nearby
+    assert any(text.startswith("# An item for sale.\nclass Item:") for text in nearby)
+    assert all(s.path != "shop/checkout.py" for s in snippets)  # never the file itself
+
+
+def test_imported_names_a_module_alias_and_names_defined_here(workspace) -> None:
+    root, index = workspace
+    request = request_at(
+        root,
+        "shop/report.py",
+        "from . import money\nfrom .model import Cart\n\n\ndef Item():\n    pass\n\n\n"
+        f"def report(cart):\n    Item()\n    return money.{CURSOR}\n",
+    )
+    index_file(index, root, "shop/report.py")
+    snippets = ContextRetriever(index).retrieve(request)
+    layers = by_layer(snippets)
+    # `money.` lists the module's public names.
+    [listing] = layers[LAYER_MEMBERS]
+    assert listing.path == "shop/money.py"
+    assert "def format_cents(cents: int) -> str:" in listing.text
+    # Cart is imported but not used near the cursor: shown in the stable layer.
+    [imported] = layers[LAYER_IMPORTED]
+    assert imported.text.startswith("# A shopping cart.\nclass Cart:")
+    # Item is defined in this file: the model sees it there, not in the context.
+    assert not any("class Item" in s.text for s in snippets)
+
+
+def test_similar_chunks_come_from_recently_opened_files(workspace) -> None:
+    root, index = workspace
+    index.document_changed(root / "shop" / "model.py", MODEL_PY)
+    request = request_at(
+        root,
+        "shop/basket.py",
+        "def basket_total(basket):\n    total = 0\n    for item in basket.items:\n"
+        f"        total += item.price_cents\n    {CURSOR}\n",
+    )
+    index_file(index, root, "shop/basket.py")
+    snippets = ContextRetriever(index).retrieve(request)
+    similar = by_layer(snippets)[LAYER_SIMILAR]
+    assert similar and all(s.path == "shop/model.py" for s in similar)
+    assert any("sum(item.price_cents for item in self.items)" in s.text for s in similar)
+
+
+def test_nothing_without_an_index_or_for_files_outside_it(workspace, tmp_path: Path) -> None:
+    root, index = workspace
+    request = CompletionRequest("x = 1\n", Position(1, 0), path="", language_id="python")
+    assert ContextRetriever(index).retrieve(request) == ()
+    fresh = WorkspaceIndex(root, IndexOptions(store_folder=tmp_path / "other"))
+    assert ContextRetriever(fresh).retrieve(dataclasses.replace(request, path="a.py")) == ()
+
+
+@pytest.mark.parametrize(
+    ("files", "relative", "text", "expected_path", "expected_head"),
+    [
+        (
+            {
+                "go.mod": "module example.com/shop\n",
+                "internal/model/cart.go": "package model\n\n// Cart holds items.\n"
+                "type Cart struct {\n\tItems []string\n}\n\n"
+                "func (c *Cart) Add(sku string) { c.Items = append(c.Items, sku) }\n",
+                "internal/model/new.go": "package model\n\n"
+                "func NewCart() *Cart { return &Cart{} }\n",
+            },
+            "cmd/app/main.go",
+            'package main\n\nimport "example.com/shop/internal/model"\n\nfunc main() {\n'
+            f"\tcart := model.NewCart()\n\tcart.{CURSOR}\n}}\n",
+            "internal/model/cart.go",
+            "// Cart holds items.\ntype Cart struct {\n    Items []string\n}\n"
+            "func (c *Cart) Add(sku string)",
+        ),
+        (
+            {
+                "src/cart.ts": "/** A cart. */\nexport class Cart {\n  items: string[] = [];\n"
+                "  add(sku: string): void { this.items.push(sku); }\n}\n",
+            },
+            "src/app.ts",
+            f'import {{ Cart }} from "./cart";\n\nconst cart = new Cart();\ncart.{CURSOR}\n',
+            "src/cart.ts",
+            "// A cart.\nexport class Cart {\n    items: string[] = []\n"
+            "    add(sku: string): void\n}",
+        ),
+        (
+            {
+                "src/main/java/com/acme/Item.java": "package com.acme;\n\n"
+                "public class Item {\n    public int price() { return 1; }\n}\n",
+            },
+            "src/main/java/com/acme/app/App.java",
+            "package com.acme.app;\n\nimport com.acme.Item;\n\nclass App {\n"
+            f"    int total(Item item) {{\n        return item.{CURSOR}\n    }}\n}}\n",
+            "src/main/java/com/acme/Item.java",
+            "public class Item {\n    public int price()\n}",
+        ),
+        (
+            {
+                "include/cart.h": "/* A cart. */\ntypedef struct cart {\n  int count;\n"
+                "  const char *owner;\n} cart_t;\n",
+            },
+            "src/main.c",
+            f'#include "cart.h"\n\nint count(cart_t *c) {{\n  return c->{CURSOR}\n}}\n',
+            "include/cart.h",
+            "// A cart.\ntypedef struct cart {\n    int count;\n    const char *owner;\n}",
+        ),
+        (
+            {
+                "src/model.rs": "/// A cart.\npub struct Cart {\n    pub items: Vec<String>,\n}\n\n"
+                "impl Cart {\n    pub fn add(&mut self, sku: &str) {}\n}\n",
+            },
+            "src/main.rs",
+            f"use crate::model::Cart;\n\nfn fill(c: &mut Cart) {{\n    c.{CURSOR}\n}}\n",
+            "src/model.rs",
+            "// A cart.\npub struct Cart {\n    pub items: Vec<String>\n}\npub fn add(&mut self, "
+            "sku: &str)",
+        ),
+    ],
+    ids=["go", "typescript", "java", "c", "rust"],
+)
+def test_members_across_languages(
+    tmp_path: Path, files, relative, text, expected_path, expected_head
+) -> None:
+    root = tmp_path / "project"
+    for path, content in files.items():
+        write(root, path, content)
+    request = request_at(root, relative, text)
+    index = WorkspaceIndex(root, IndexOptions(store_folder=tmp_path / "stores"))
+    index.start()
+    try:
+        assert index.wait_ready(WAIT_S)
+        snippets = ContextRetriever(index).retrieve(request)
+    finally:
+        index.stop()
+    members = by_layer(snippets).get(LAYER_MEMBERS, [])
+    assert members, snippets
+    assert members[0].path == expected_path
+    assert members[0].text.startswith(expected_head), members[0].text
+
+
+# -- rendering -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def renderer(model_dir: Path) -> ContextRenderer:
+    manifest = ModelManifest.load(model_dir)
+    tokenizer = Tokenizer.from_file(str(model_dir / manifest.tokenizer_file))
+    return ContextRenderer(tokenizer, manifest)
+
+
+SNIPPETS = (
+    ContextSnippet("shop/model.py", 12, "class Cart:\n    def add(self, item): ...", 10.0, 3),
+    ContextSnippet("shop/money.py", 0, "def format_cents(cents: int) -> str: ...", 3.0, 2),
+    ContextSnippet("shop/model.py", 0, "class Item:\n    sku: str", 1.0, 0),
+    ContextSnippet("shop/tax.py", 0, "RATE = 20\n" * 200, 0.5, 1),
+)
+
+
+def test_rendering_uses_the_models_file_tokens_in_a_stable_order(renderer) -> None:
+    text = renderer.render(SNIPPETS, 120, framing="filename", repo_name="shop_project")
+    assert text == (
+        "<repo_name>shop_project"
+        "<filename>shop/model.py\nclass Item:\n    sku: str\n# ...\n"
+        "class Cart:\n    def add(self, item): ...\n"
+        "<filename>shop/money.py\ndef format_cents(cents: int) -> str: ...\n"
+    )  # tax.py does not fit the budget
+    assert renderer.count(text) <= 120
+    # Scores decide what fits, not where it goes: the same snippets, rescored, render alike.
+    rescored = [dataclasses.replace(s, score=-s.score) for s in reversed(SNIPPETS)]
+    assert renderer.render(rescored, 120, framing="filename", repo_name="shop_project") == text
+
+
+def test_without_file_tokens_paths_go_in_comments(renderer) -> None:
+    text = renderer.render(SNIPPETS[1:2], 100, framing="none", current_path="shop/checkout.py")
+    assert text == (
+        "# shop/money.py\ndef format_cents(cents: int) -> str: ...\n\n# shop/checkout.py\n"
+    )
+
+
+def test_lines_the_secret_filter_flags_never_reach_the_prompt(renderer) -> None:
+    secrets = SecretFilter()
+    snippet = ContextSnippet("shop/money.py", 0, MONEY_PY, 1.0, 1)
+    text = renderer.render(
+        [snippet], 200, hidden_line=lambda line: secrets.mask(line) != line, framing="filename"
+    )
+    assert "format_cents" in text
+    assert "AKIA" not in text and "API_KEY" not in text
+
+
+def test_the_prompt_puts_context_first_within_the_same_budget(renderer) -> None:
+    prefix = "".join(f"value_{n} = {n}\n" for n in range(400))
+    budget = PromptBudget(prefix_tokens=600, context_tokens=200)
+    args = dict(prefix=prefix, suffix="", line_prefix="", path="a.py", budget=budget)
+    alone = build_prompt(renderer.tokenizer, renderer.manifest, **args)
+    context = "<filename>b.py\nclass B: ...\n"
+    both = build_prompt(renderer.tokenizer, renderer.manifest, repo_context=context, **args)
+    assert both.text.startswith(context + "<filename>a.py\n")
+    # The context's share comes out of the prefix: the total stays within the budget.
+    assert both.prefix_chars_dropped > alone.prefix_chars_dropped
+    assert renderer.count(both.text) <= 600 + 8
+
+
+def test_the_pipeline_shows_the_model_the_context(model_dir: Path, workspace) -> None:
+    root, index = workspace
+    request = request_at(
+        root,
+        "shop/checkout.py",
+        "from .model import Item, make_cart\n\n\ndef checkout(skus):\n"
+        f"    cart = make_cart(*[Item(s, 100) for s in skus])\n    cart.{CURSOR}\n",
+        language_id="python",
+    )
+    index_file(index, root, "shop/checkout.py")
+    context = ContextRetriever(index).retrieve(request)
+    pipeline = CompletionPipeline.load(model_dir)
+    without = pipeline.complete(request)
+    with_context = pipeline.complete(dataclasses.replace(request, context=context))
+    rendered = pipeline.context_renderer.render(context, PromptBudget().context_tokens)
+    assert with_context.stats.prompt_tokens >= without.stats.prompt_tokens + (
+        pipeline.context_renderer.count(rendered) - 4
+    )
+    # The file's own part of the prompt is unchanged, so its cache survives: only the
+    # context in front of it was new.
+    assert with_context.insert_text.startswith(("add", "total_cents", "items"))

@@ -1,0 +1,114 @@
+"""The workspace index behind a real server over stdio: it starts with the workspace, shows
+its work as $/progress, reads open documents' unsaved text, feeds repository context into
+completion requests, and goes away when the settings say so."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from lsprotocol import types
+
+SERVER = [str(Path(__file__).with_name("context_server.py"))]
+WAIT_S = 30.0
+
+MODEL = (
+    "class Cart:\n    def add(self, item):\n        pass\n\n\n"
+    "def make_cart() -> Cart:\n    return Cart()\n"
+)
+CHECKOUT = "from .model import make_cart\n\n\ndef checkout():\n    cart = make_cart()\n    cart."
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    root = tmp_path / "shop_project"
+    (root / "shop").mkdir(parents=True)
+    (root / "shop" / "__init__.py").write_text("")
+    (root / "shop" / "model.py").write_text(MODEL)
+    (root / "shop" / "checkout.py").write_text(CHECKOUT)
+    return root
+
+
+async def answer_until(client, uri: str, line: int, character: int, wanted: str) -> str:
+    """Ask again until the answer contains `wanted`: the index catches up in the background,
+    and each answer shows what it held at that moment."""
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        [item] = await client.inline(uri, line, character)
+        if wanted in item.insert_text or time.monotonic() > deadline:
+            return item.insert_text
+        await client.round_trip()
+
+
+async def test_the_index_feeds_context_and_reports_progress(
+    start_client, workspace: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    client = await start_client(
+        SERVER, workspace=workspace, env={"NEXTTOKEN_CACHE_DIR": str(cache)}
+    )
+    uri = client.open_document(workspace / "shop" / "checkout.py", CHECKOUT)
+    answer = await answer_until(client, uri, 5, 9, "shop/model.py:0:3")
+    # `cart.` after `cart = make_cart()`: the members of Cart (layer 3), and make_cart itself.
+    assert answer == "shop/model.py:0:3 shop/model.py:5:2|shop_project"
+    [reports] = [
+        reports
+        for token, reports in client.progress_reports.items()
+        if str(token).startswith("nexttoken/index/")
+    ]
+    assert isinstance(reports[0], types.WorkDoneProgressBegin)
+    assert reports[0].title == "nexttoken: indexing"
+    assert isinstance(reports[-1], types.WorkDoneProgressEnd)
+    assert [p.name for p in (cache / "index").glob("*.sqlite3")] != []
+
+
+async def test_unsaved_text_of_open_documents_wins(start_client, workspace: Path) -> None:
+    client = await start_client(SERVER, workspace=workspace)
+    # model.py as edited in the editor, not saved: make_cart moved to line 9.
+    edited = "# edited\n\n\n\n" + MODEL
+    client.open_document(workspace / "shop" / "model.py", edited)
+    uri = client.open_document(workspace / "shop" / "checkout.py", CHECKOUT)
+    answer = await answer_until(client, uri, 5, 9, "shop/model.py:9:2")
+    assert "shop/model.py:9:2" in answer
+    # Closed without saving: back to the file on disk.
+    client.text_document_did_close(
+        types.DidCloseTextDocumentParams(
+            text_document=types.TextDocumentIdentifier(
+                uri=(workspace / "shop" / "model.py").as_uri()
+            )
+        )
+    )
+    answer = await answer_until(client, uri, 5, 9, "shop/model.py:5:2")
+    assert "shop/model.py:5:2" in answer
+
+
+async def test_no_index_when_the_settings_say_so(start_client, workspace: Path) -> None:
+    client = await start_client(
+        SERVER, workspace=workspace, initialization_options={"index": False}
+    )
+    uri = client.open_document(workspace / "shop" / "checkout.py", CHECKOUT)
+    [item] = await client.inline(uri, 5, 9)
+    assert item.insert_text == "<none>|"
+    await client.round_trip()
+    assert not any(str(token).startswith("nexttoken/index/") for token in client.progress_reports)
+    # Switched on later, through the workspace settings.
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"nexttoken": {"index": True}})
+    )
+    answer = await answer_until(client, uri, 5, 9, "shop/model.py:0:3")
+    assert answer.startswith("shop/model.py:0:3")
+
+
+async def test_a_bad_exclude_setting_is_reported_and_ignored(start_client, workspace: Path) -> None:
+    client = await start_client(
+        SERVER, workspace=workspace, initialization_options={"indexExclude": "shop/"}
+    )
+    await client.round_trip()
+    warnings = [m.message for m in client.messages if m.type == types.MessageType.Warning]
+    assert any("indexExclude" in message for message in warnings)
+    uri = client.open_document(workspace / "shop" / "checkout.py", CHECKOUT)
+    answer = await answer_until(client, uri, 5, 9, "shop/model.py:0:3")
+    assert answer.startswith("shop/model.py:0:3")
+    await asyncio.sleep(0)  # hand the loop over once so pending notifications are read

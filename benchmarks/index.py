@@ -82,7 +82,17 @@ def measure_updates(index: WorkspaceIndex, root: Path, count: int, seed: int) ->
     rng = random.Random(seed)
     assert index.reader is not None
     reader = index.reader
-    files = sorted(p for p in index.paths.paths if 2_000 <= (root / p).stat().st_size <= 40_000)
+    # Python files the index holds symbols of (not data tables it skipped as minified).
+    files = []
+    for relative in sorted(index.paths.paths):
+        record = reader.file(relative)
+        if (
+            relative.endswith(".py")
+            and record is not None
+            and 2_000 <= record.size <= 40_000
+            and reader.symbols_in([record.id])
+        ):
+            files.append(relative)
     from_event: list[float] = []
     from_write: list[float] = []
     for number in range(count):

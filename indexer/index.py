@@ -15,9 +15,12 @@ connection) and the snapshots `paths` and `text_of`; they never wait for the ind
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
 import multiprocessing
 import os
+import sqlite3
 import threading
 import time
 from collections import OrderedDict, deque
@@ -61,7 +64,7 @@ class IndexOptions:
     walk: WalkOptions = field(default_factory=WalkOptions)
     # Quiet time after a file event before the file is read again: an editor's save is
     # several events (truncate, write, close, or a rename) within a few milliseconds.
-    debounce_ms: int = 20
+    debounce_ms: int = 10
     # Quiet time after an edit of an open document: typing changes it on every keystroke.
     document_debounce_ms: int = 300
     # Processes for the first pass; 0 means one per CPU, 1 keeps it in the index thread.
@@ -127,6 +130,7 @@ class WorkspaceIndex:
         self._overlay: dict[str, str] = {}
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._disk_texts: dict[str, tuple[int, str]] = {}
+        self._admitted: dict[str, bool] = {}
         self._stopping = False
         self._ready = threading.Event()
         self._updated = threading.Condition()
@@ -227,13 +231,20 @@ class WorkspaceIndex:
         return text
 
     def _admits_document(self, relative: str) -> bool:
-        """The path rules of the walk, without its disk checks: the document may be unsaved."""
-        folder, _, name = relative.rpartition("/")
-        return (
-            self.rules.admits_name(name)
-            and self.rules.admits_folder(folder)
-            and not self.rules.ignored(relative, is_folder=False)
-        )
+        """The path rules of the walk, without its disk checks: the document may be unsaved.
+        Kept per path: it is asked on every keystroke."""
+        admitted = self._admitted.get(relative)
+        if admitted is None:
+            folder, _, name = relative.rpartition("/")
+            admitted = (
+                self.rules.admits_name(name)
+                and self.rules.admits_folder(folder)
+                and not self.rules.ignored(relative, is_folder=False)
+            )
+            if len(self._admitted) > 1024:
+                self._admitted.clear()
+            self._admitted[relative] = admitted
+        return admitted
 
     # -- pending work ----------------------------------------------------------------------
 
@@ -265,6 +276,7 @@ class WorkspaceIndex:
             with self._wake:
                 if parts[-1] == ".gitignore":
                     self.rules.forget_ignore_files()
+                    self._admitted.clear()
                     self._schedule(_FULL_PASS, self.options.debounce_ms, from_event=True)
                 elif event.is_directory:
                     # A folder that appears (or is renamed into view) is walked; one that goes
@@ -298,9 +310,7 @@ class WorkspaceIndex:
     def _run(self) -> None:
         try:
             try:
-                self._store = IndexStore(
-                    self.root, store_path_for(self.root, self.options.store_folder)
-                )
+                self._store = IndexStore(self.root, self._store_path())
             except StoreUnavailable as exc:
                 self.failure = str(exc)
                 log.error("%s: the workspace index is off", exc)
@@ -311,7 +321,10 @@ class WorkspaceIndex:
             self.summary = self._full_pass()
             self._ready.set()
             while (work := self._next_work()) is not None:
-                self._apply(work)
+                try:
+                    self._apply(work)
+                except sqlite3.DatabaseError as exc:
+                    self._rebuild(str(exc))
         except Exception as exc:
             self.failure = f"{type(exc).__name__}: {exc}"
             log.exception("the workspace index stopped")
@@ -320,6 +333,23 @@ class WorkspaceIndex:
             if self._store is not None:
                 self._store.close()
             self._notify_updated()
+
+    def _rebuild(self, reason: str) -> None:
+        """The store broke under us (deleted, corrupted, disk trouble): start it afresh."""
+        log.warning("index store %s failed (%s): rebuilding it", self._store_path(), reason)
+        if self._store is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._store.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self._store_path()}{suffix}").unlink(missing_ok=True)
+        self._store = IndexStore(self.root, self._store_path())
+        if self.reader is not None:
+            self.reader.reset()
+        self._known_paths = set()
+        self.summary = self._full_pass()
+
+    def _store_path(self) -> Path:
+        return store_path_for(self.root, self.options.store_folder)
 
     def _watch(self) -> None:
         observer = Observer()
@@ -366,7 +396,19 @@ class WorkspaceIndex:
         self._notify_updated()
 
     def _full_pass(self) -> PassSummary:
-        return self._pass(self.rules.walk(), folder=None)
+        limit = self.options.walk.max_files
+        found = list(itertools.islice(self.rules.walk(), limit + 1))
+        if len(found) > limit:
+            # A home folder opened as a workspace: index a part rather than the whole disk.
+            log.warning(
+                "%s holds more than %d indexable files: indexing the first %d (see "
+                "the indexExclude setting)",
+                self.root,
+                limit,
+                limit,
+            )
+            found = found[:limit]
+        return self._pass(found, folder=None)
 
     def _folder_pass(self, folder: str) -> PassSummary:
         return self._pass(self.rules.walk(folder), folder=folder)

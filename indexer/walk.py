@@ -106,6 +106,8 @@ class WalkOptions:
     # gitignore-style patterns, relative to the root, on top of the .gitignore files
     excludes: tuple[str, ...] = ()
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    # More indexable files than this, and the workspace is probably not a project.
+    max_files: int = 50_000
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import pytest
 
 import indexer.index as index_module
 from indexer.index import IndexOptions, IndexProgress, WorkspaceIndex
+from indexer.walk import WalkOptions
 
 WAIT_S = 20.0
 
@@ -200,3 +201,12 @@ def test_a_store_that_cannot_be_written_turns_the_index_off(tmp_path: Path) -> N
     index.stop()
     assert "cannot open the index store" in index.failure
     assert index.reader is None
+
+
+def test_a_huge_folder_is_indexed_only_in_part(tmp_path: Path, start, caplog) -> None:
+    root = tmp_path / "home"
+    for number in range(12):
+        write(root, f"f{number:02}.py", f"def f{number}():\n    pass\n")
+    index = start(root, walk=WalkOptions(max_files=10))
+    assert index.summary is not None and index.summary.files == 10
+    assert any("more than 10 indexable files" in r.message for r in caplog.records)

@@ -140,11 +140,6 @@ class CompletionPipeline:
         if cursor.mode == "none":
             return self._empty(request, "none", t0, mode="none", detail=cursor.reason)
         mode = cursor.mode
-        # The model never sees a credential: masked in the text before and after the cursor.
-        prefix = self.secrets.mask(ctx.prefix)
-        line_prefix = prefix[prefix.rfind("\n") + 1 :]
-        if line_prefix != ctx.line_prefix and line_prefix.endswith(MASK):
-            return self._empty(request, "none", t0, mode="none", detail="secret_at_cursor")
         repo_context = self.context_renderer.render(
             request.context,
             self.settings.budget.context_tokens,
@@ -157,16 +152,21 @@ class CompletionPipeline:
         prompt = build_prompt(
             self.tokenizer,
             self.manifest,
-            prefix=prefix,
-            suffix=self.secrets.mask(ctx.suffix),
-            line_prefix=line_prefix,
+            prefix=ctx.prefix,
+            suffix=ctx.suffix,
+            line_prefix=ctx.line_prefix,
             path=request.path,
             budget=self.settings.budget,
             framing=self.settings.framing,
             repo_context=repo_context,
         )
-        self._log_prompt(prompt.text)
-        healed = self.healer.heal_text(prompt.text)
+        # The model never sees a credential: the prompt is masked as a whole, so only what the
+        # token budget kept is scanned (its lines are cached: a keystroke rescans one line).
+        prompt_text = self.secrets.mask(prompt.text)
+        if not prompt_text.endswith(ctx.line_prefix) and prompt_text.endswith(MASK):
+            return self._empty(request, "none", t0, mode="none", detail="secret_at_cursor")
+        self._log_prompt(prompt_text)
+        healed = self.healer.heal_text(prompt_text)
         if not healed.prompt_ids:
             return self._empty(request, "empty_prompt", t0)
         stops = StopCriteria(

@@ -77,7 +77,7 @@ def document_indent_unit(prefix: str, tab_size: int = DEFAULT_TAB_SIZE) -> str:
     tabs = spaces = 0
     steps: Counter[int] = Counter()
     previous = 0
-    for line in prefix.split("\n")[-400:]:
+    for line in prefix[-20_000:].split("\n")[-400:]:
         if not line.strip():
             continue
         lead = _leading(line)
@@ -136,7 +136,7 @@ def _substantial(line: str) -> bool:
 def repeats_prefix(text: str, ctx: CursorContext) -> bool:
     """Whether the completion starts by repeating the last lines before the cursor: the model
     copying what it just read, a loop the stop rules cannot see from inside the completion."""
-    before = [line.strip() for line in ctx.prefix.split("\n")[:-1][-40:] if line.strip()]
+    before = [line.strip() for line in ctx.prefix[-4000:].split("\n")[:-1][-40:] if line.strip()]
     recent = before[-_PREFIX_LINES_COMPARED:]
     lines = text.split("\n")
     first = (ctx.line_prefix + lines[0]).strip()
@@ -156,7 +156,7 @@ def trim_next_lines(text: str, suffix: str, line_prefix: str = "") -> str:
     lines = text.split("\n")
     if len(lines) < 2:
         return text
-    below = [line.rstrip() for line in suffix.split("\n")[1:] if line.strip()][: len(lines)]
+    below = _first_lines(suffix, len(lines))
     if not below:
         return text
     for index in range(1, len(lines)):
@@ -168,6 +168,20 @@ def trim_next_lines(text: str, suffix: str, line_prefix: str = "") -> str:
         if copies_tail or copies_start:
             return strip_trailing_whitespace("\n".join(lines[:index]))
     return text
+
+
+def _first_lines(suffix: str, count: int) -> list[str]:
+    """The first `count` non-blank lines after the cursor's line, without splitting the whole
+    rest of the file."""
+    lines: list[str] = []
+    start = suffix.find("\n") + 1
+    while start > 0 and len(lines) < count:
+        end = suffix.find("\n", start)
+        line = suffix[start : end if end >= 0 else len(suffix)].rstrip()
+        if line.strip():
+            lines.append(line)
+        start = end + 1
+    return lines
 
 
 def unmatched_closers(text: str, quotes: str, cursor_quote: str = "") -> list[int]:

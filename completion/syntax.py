@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from tree_sitter import Language, Node, Parser, Point, Tree
@@ -76,10 +76,19 @@ class SyntaxWindow:
 
     before: str
     after: str
+    # One parse per grammar, shared by the mode decision and the syntax check.
+    _trees: dict[int, Tree] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def around(cls, ctx: CursorContext) -> SyntaxWindow:
         return cls(_tail_from_top_level(ctx.prefix), _head_to_top_level(ctx.suffix))
+
+    def parse(self, grammar: Language) -> Tree:
+        tree = self._trees.get(id(grammar))
+        if tree is None:
+            tree = Parser(grammar).parse((self.before + self.after).encode())
+            self._trees[id(grammar)] = tree
+        return tree
 
 
 def cursor_mode(
@@ -96,7 +105,7 @@ def cursor_mode(
     tree: Tree | None = None
     window = window or SyntaxWindow.around(ctx)
     if grammar is not None:
-        tree = Parser(grammar).parse((window.before + window.after).encode())
+        tree = window.parse(grammar)
         in_string, in_comment = _inside_literal(tree, len(window.before.encode()))
     unsure = tree is None or tree.root_node.has_error
     if language is not None and unsure and not (in_string or in_comment):
@@ -232,7 +241,7 @@ class SyntaxCheck:
         self._parser = Parser(grammar)
         self._before = window.before.encode()
         self._after = window.after.encode()
-        self._tree = self._parser.parse(self._before + self._after)
+        self._tree = window.parse(grammar)
         self.baseline_errors = count_errors(self._tree.root_node)
         self._cursor_point = _point_after(self._before, Point(0, 0))
 

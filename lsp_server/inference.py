@@ -16,12 +16,14 @@ import asyncio
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol
+from typing import Protocol, TypeVar
 
+from completion.candidates import complete_candidates
 from completion.pipeline import CompletionCancelled
 from completion.request import CompletionRequest, CompletionResult, CompletionStats
 
 CancelCheck = Callable[[], bool]
+T = TypeVar("T")
 
 
 class CompletionBackend(Protocol):
@@ -59,16 +61,28 @@ class InferenceWorker:
     ) -> CompletionResult:
         """Run one generation on the worker; raises CompletionCancelled when preempted and
         asyncio.CancelledError when the awaiting request is cancelled."""
+        return await self._run(ticket, lambda cancelled: backend.complete(request, cancelled))
+
+    async def complete_candidates(
+        self, backend: CompletionBackend, request: CompletionRequest, ticket: int, n: int
+    ) -> list[CompletionResult]:
+        """Up to `n` distinct suggestions (completion/candidates.py), the greedy one first even
+        when it is empty; cancelled like `complete`."""
+        return await self._run(
+            ticket, lambda cancelled: complete_candidates(backend, request, n, cancelled)
+        )
+
+    async def _run(self, ticket: int, work: Callable[[CancelCheck], T]) -> T:
         stop = threading.Event()
 
         def cancelled() -> bool:
             return stop.is_set() or self.is_stale(ticket)
 
-        def run() -> CompletionResult:
+        def run() -> T:
             # A request can go stale while it waits in the queue: skip it without a prefill.
             if cancelled():
                 raise CompletionCancelled()
-            return backend.complete(request, cancelled)
+            return work(cancelled)
 
         try:
             return await asyncio.wrap_future(self._executor.submit(run))

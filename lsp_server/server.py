@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote
@@ -29,6 +29,14 @@ from pygls.workspace import TextDocument, Workspace
 from completion.pipeline import CompletionCancelled
 from completion.request import CompletionResult, Position
 from lsp_server import __version__
+from lsp_server.acceptance_stats import (
+    AcceptanceStats,
+    RetentionCheck,
+    StatsStore,
+    retention_delay_s,
+    stats_file,
+)
+from lsp_server.debounce import AdaptiveDebounce
 from lsp_server.documents import (
     UTF16,
     TextWindow,
@@ -47,6 +55,7 @@ from lsp_server.indexing import WorkspaceIndexing, document_path
 from lsp_server.inference import CompletionBackend, InferenceWorker, describe_stats
 from lsp_server.model_source import MODEL_ERRORS, load_pipeline
 from lsp_server.settings import SECTION, ServerSettings, client_section, parse_settings
+from lsp_server.typing_through import ShownSuggestion, ShownSuggestions
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +66,13 @@ T = TypeVar("T")
 SYNC_KIND = types.TextDocumentSyncKind.Incremental
 # Characters after which a client without inline completion should ask for the fallback item.
 FALLBACK_TRIGGER_CHARACTERS = [".", "(", "["]
+# Run by the client when the user accepts an item (its only argument: the item's id).
+ACCEPTED_COMMAND = "nexttoken.accepted"
+# Copilot's notifications, so that clients written for Copilot report to us too.
+DID_SHOW_COMPLETION = "textDocument/didShowCompletion"
+DID_PARTIALLY_ACCEPT_COMPLETION = "textDocument/didPartiallyAcceptCompletion"
+STATS = "nexttoken/stats"
+TYPING_THROUGH = "typing_through"  # the `source` of an answer that skipped the model
 
 
 @dataclass(frozen=True)
@@ -75,6 +91,7 @@ class Suggestion:
     text: str
     range: types.Range
     typed: str  # document text from the range's start to the cursor (for client-side filtering)
+    item_id: str = ""  # for acceptance statistics: the argument of the item's command
 
 
 class LspTextDocument(TextDocument):
@@ -145,12 +162,22 @@ class NextTokenServer(LanguageServer):
         self._load_task: asyncio.Task[None] | None = None
         self._loaded_model_dir = ""
         self._model_loads = 0
+        self.debounce = AdaptiveDebounce()
+        self.acceptance = AcceptanceStats(StatsStore(stats_file()))
+        self.retention_delay_s = retention_delay_s()
+        self.typing_through_answers = 0
+        # The last suggestion per document, and those just offered (by item id), from which
+        # the one the client shows becomes the last.
+        self.shown = ShownSuggestions()
+        self._offered: dict[str, tuple[str, ShownSuggestion]] = {}
+        self._retention_tasks: set[asyncio.Task[None]] = set()
         self.indexing = WorkspaceIndexing(self)
 
     def shutdown(self) -> None:
         """Also when the client just goes away (end of stdin, closed socket): a generation in
         flight stops at its next step instead of holding up the exit."""
         self.inference.close()
+        self.save_stats()
         self.indexing.stop()
         super().shutdown()
 
@@ -232,30 +259,38 @@ class NextTokenServer(LanguageServer):
 
     # -- completion ------------------------------------------------------------------------------
 
-    async def suggest(self, uri: str, position: types.Position) -> Suggestion | None:
-        """The suggestion at a position, None when there is none.
+    async def suggest(
+        self, uri: str, position: types.Position, *, invoked: bool = False
+    ) -> list[Suggestion]:
+        """The suggestions at a position, best first: one while typing, up to the
+        `candidates` setting on an explicit invoke; none when there is nothing to suggest.
 
         Raises asyncio.CancelledError when a newer request preempts this one, so that pygls
         answers it with RequestCancelled.
         """
         settings = self.settings
         if not settings.enabled:
-            return None
+            return []
         ticket = self.inference.draw_ticket()
+        rhythm = self.debounce.request_arrived(time.monotonic())
         try:
             snapshot = await self._snapshot(uri)
             if snapshot is None:
                 self.log_to_client(f"no document {uri}: not opened and not in the workspace")
-                return None
+                return []
             check_completable(snapshot.text)
         except UnusableText as exc:
             self.log_to_client(f"no completion for {uri}: {exc}")
-            return None
+            return []
         encoding = self.workspace.position_encoding or UTF16
         cursor = offset_at(snapshot.text, Position(position.line, position.character), encoding)
         if cursor is None:
             self.log_to_client(f"no completion: line {position.line} is past the end of {uri}")
-            return None
+            return []
+        if not invoked:
+            typed_through = self._typed_through(uri, snapshot, cursor, position, encoding)
+            if typed_through is not None:
+                return [typed_through]
         request, window = completion_request(
             snapshot.text,
             cursor,
@@ -263,25 +298,137 @@ class NextTokenServer(LanguageServer):
             language_id=snapshot.language_id,
             max_new_tokens=settings.max_new_tokens,
         )
-        if settings.debounce_ms:
-            await asyncio.sleep(settings.debounce_ms / 1000)
+        wait_ms = settings.debounce_ms or (rhythm.wait_ms if settings.adaptive_debounce else 0)
+        if wait_ms and not invoked:
+            await asyncio.sleep(wait_ms / 1000)
             if self.inference.is_stale(ticket):
                 raise asyncio.CancelledError
         if settings.index:
             request = await self.indexing.with_context(request, document_path(uri))
         backend = await self.backend()
         if backend is None:
-            return None
+            return []
+        candidates = settings.candidates if invoked else 1
         try:
-            result = await self.inference.complete(backend, request, ticket)
+            results = await self.inference.complete_candidates(backend, request, ticket, candidates)
         except CompletionCancelled:
             raise asyncio.CancelledError from None
         except Exception:
             log.exception("completion failed for %s at %s", uri, position)
             self.log_to_client(f"completion failed for {uri}; see the server's log", error=True)
+            return []
+        self.debounce.generation_finished(sum(result.stats.total_ms for result in results))
+        suggestions: list[Suggestion] = []
+        for result in results:
+            self.log_to_client(f"completion: {describe_stats(result.stats)}")
+            suggestion = _to_suggestion(snapshot.text, window, cursor, result, encoding)
+            replace_end = window.document_offset(result.end)
+            if suggestion is not None and replace_end is not None:
+                offered = self._offer(
+                    uri, snapshot, cursor, replace_end, suggestion, first=not suggestions
+                )
+                suggestions.append(offered)
+        return suggestions
+
+    def _typed_through(
+        self,
+        uri: str,
+        snapshot: DocumentSnapshot,
+        cursor: int,
+        position: types.Position,
+        encoding: str,
+    ) -> Suggestion | None:
+        """The rest of the suggestion last shown here, when the user typed its beginning."""
+        started = time.perf_counter()
+        continuation = self.shown.continuation(uri, snapshot.text, cursor)
+        if continuation is None:
             return None
-        self.log_to_client(f"completion: {describe_stats(result.stats)}")
-        return _to_suggestion(snapshot.text, window, cursor, result, encoding)
+        end = position_at(snapshot.text, continuation.replace_end, encoding)
+        suggestion = Suggestion(
+            text=continuation.text,
+            range=types.Range(start=position, end=_lsp_position(end)),
+            typed="",
+        )
+        self.typing_through_answers += 1
+        milliseconds = (time.perf_counter() - started) * 1000
+        typed = len(continuation.typed)
+        self.log_to_client(f"completion: typed through ({typed} characters, {milliseconds:.1f} ms)")
+        return self._offer(uri, snapshot, cursor, continuation.replace_end, suggestion, first=True)
+
+    def _offer(
+        self,
+        uri: str,
+        snapshot: DocumentSnapshot,
+        cursor: int,
+        replace_end: int,
+        suggestion: Suggestion,
+        *,
+        first: bool,
+    ) -> Suggestion:
+        """Give the suggestion an id for statistics. The first of an answer is taken as the
+        one shown until the client says otherwise (didShowCompletion)."""
+        start_line = suggestion.range.start.line
+        item_id = self.acceptance.issue(uri, snapshot.language_id, suggestion.text, start_line)
+        shown = ShownSuggestion(snapshot.text, cursor, suggestion.text, replace_end, item_id)
+        if first:
+            self._offered.clear()
+            self.shown.remember(uri, shown)
+        self._offered[item_id] = (uri, shown)
+        return replace(suggestion, item_id=item_id)
+
+    # -- acceptance statistics -------------------------------------------------------------------
+
+    def item_shown(self, item_id: str) -> None:
+        self.acceptance.shown(item_id)
+        offered = self._offered.get(item_id)
+        if offered is not None:
+            self.shown.remember(*offered)
+
+    def item_accepted(self, item_id: str, accepted_length: int | None = None) -> None:
+        """The whole item accepted, or (`accepted_length`) its first characters."""
+        if accepted_length is None:
+            check = self.acceptance.accepted(item_id)
+        else:
+            check = self.acceptance.partially_accepted(item_id, accepted_length)
+        item = self.acceptance.item(item_id)
+        if item is not None and accepted_length is None:
+            self.shown.forget(item.uri)  # the suggestion is in the text now
+        if check is not None:
+            loop = asyncio.get_running_loop()
+            loop.call_later(self.retention_delay_s, self._start_retention_check, check)
+        self.save_stats()
+
+    def _start_retention_check(self, check: RetentionCheck) -> None:
+        task = asyncio.get_running_loop().create_task(self._check_retention(check))
+        self._retention_tasks.add(task)
+        task.add_done_callback(self._retention_tasks.discard)
+
+    async def _check_retention(self, check: RetentionCheck) -> None:
+        try:
+            snapshot = await self._snapshot(check.uri)
+        except UnusableText:
+            snapshot = None
+        self.acceptance.check_retention(check, snapshot.text if snapshot else None)
+        self.save_stats()
+
+    def save_stats(self) -> dict[str, Any] | None:
+        """Merge this session's new counts into the stats file; its totals, None on failure."""
+        try:
+            totals = self.acceptance.save()
+        except OSError as exc:
+            log.warning("could not save acceptance statistics: %s", exc)
+            return None
+        return totals.to_json() if totals is not None else None
+
+    def statistics(self) -> dict[str, Any]:
+        store = self.acceptance.store
+        return {
+            "session": self.acceptance.session.to_json(),
+            "allTime": self.save_stats(),
+            "statsFile": str(store.path) if store is not None else None,
+            "typingThroughAnswers": self.typing_through_answers,
+            "debounce": asdict(self.debounce.state()),
+        }
 
     async def _snapshot(self, uri: str) -> DocumentSnapshot | None:
         fs_path = to_fs_path(uri)
@@ -444,16 +591,23 @@ def shutdown(ls: NextTokenServer, params: None) -> None:
 async def inline_completion(
     ls: NextTokenServer, params: types.InlineCompletionParams
 ) -> types.InlineCompletionList:
-    suggestion = await ls.suggest(params.text_document.uri, params.position)
-    if suggestion is None:
-        return types.InlineCompletionList(items=[])
-    item = types.InlineCompletionItem(insert_text=suggestion.text, range=suggestion.range)
-    return types.InlineCompletionList(items=[item])
+    invoked = params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked
+    suggestions = await ls.suggest(params.text_document.uri, params.position, invoked=invoked)
+    items = [
+        types.InlineCompletionItem(
+            insert_text=suggestion.text,
+            range=suggestion.range,
+            command=_accepted_command(suggestion),
+        )
+        for suggestion in suggestions
+    ]
+    return types.InlineCompletionList(items=items)
 
 
 async def completion(ls: NextTokenServer, params: types.CompletionParams) -> types.CompletionList:
     # Incomplete, so the client asks again as the user types rather than filtering a stale item.
-    suggestion = await ls.suggest(params.text_document.uri, params.position)
+    suggestions = await ls.suggest(params.text_document.uri, params.position)
+    suggestion = suggestions[0] if suggestions else None
     if suggestion is None or not suggestion.text.strip():
         return types.CompletionList(is_incomplete=True, items=[])
     item = types.CompletionItem(
@@ -466,8 +620,49 @@ async def completion(ls: NextTokenServer, params: types.CompletionParams) -> typ
         preselect=True,
         insert_text_format=types.InsertTextFormat.PlainText,
         text_edit=types.TextEdit(range=suggestion.range, new_text=suggestion.text),
+        command=_accepted_command(suggestion),
     )
     return types.CompletionList(is_incomplete=True, items=[item])
+
+
+def _accepted_command(suggestion: Suggestion) -> types.Command:
+    return types.Command(
+        title="nexttoken: suggestion accepted",
+        command=ACCEPTED_COMMAND,
+        arguments=[suggestion.item_id],
+    )
+
+
+def accepted(ls: NextTokenServer, *arguments: Any) -> None:
+    """The `nexttoken.accepted` command, run by the client when the user accepts an item."""
+    if arguments and isinstance(arguments[0], str):
+        ls.item_accepted(arguments[0])
+
+
+def did_show_completion(ls: NextTokenServer, params: Any) -> None:
+    item_id = _item_id(params)
+    if item_id:
+        ls.item_shown(item_id)
+
+
+def did_partially_accept_completion(ls: NextTokenServer, params: Any) -> None:
+    item_id = _item_id(params)
+    length = getattr(params, "acceptedLength", None)
+    if item_id and isinstance(length, int) and not isinstance(length, bool):
+        ls.item_accepted(item_id, length)
+
+
+def _item_id(params: Any) -> str:
+    """The id in `{item: {command: {arguments: [id]}}}` (Copilot's shape), "" when absent."""
+    command = getattr(getattr(params, "item", None), "command", None)
+    arguments = getattr(command, "arguments", None)
+    if isinstance(arguments, (list, tuple)) and arguments and isinstance(arguments[0], str):
+        return arguments[0]
+    return ""
+
+
+def statistics(ls: NextTokenServer, params: object) -> dict[str, Any]:
+    return ls.statistics()
 
 
 def create_server(
@@ -484,4 +679,8 @@ def create_server(
     server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())(
         inline_completion
     )
+    server.command(ACCEPTED_COMMAND)(accepted)
+    server.feature(DID_SHOW_COMPLETION)(did_show_completion)
+    server.feature(DID_PARTIALLY_ACCEPT_COMPLETION)(did_partially_accept_completion)
+    server.feature(STATS)(statistics)
     return server

@@ -17,6 +17,7 @@ SECTION = "nexttoken"
 
 MAX_NEW_TOKENS_LIMIT = 1024
 DEBOUNCE_MS_LIMIT = 5000
+CANDIDATES_LIMIT = 8
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,10 @@ class ServerSettings:
     max_new_tokens: int = 64
     # Wait this long before starting a generation, so a burst of keystrokes runs only the last.
     debounce_ms: int = 0
+    # With debounce_ms 0: wait from the typing rhythm and recent latency (lsp_server/debounce.py).
+    adaptive_debounce: bool = True
+    # Suggestions offered on an explicit invoke (triggerKind Invoked); typing gets one.
+    candidates: int = 3
     # The workspace index (indexer/), the source of repository context in prompts, and
     # gitignore-style patterns it skips on top of .gitignore.
     index: bool = True
@@ -75,6 +80,8 @@ _FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "modelDir": ("model_dir", _folder),
     "maxNewTokens": ("max_new_tokens", _integer_between(1, MAX_NEW_TOKENS_LIMIT)),
     "debounceMs": ("debounce_ms", _integer_between(0, DEBOUNCE_MS_LIMIT)),
+    "adaptiveDebounce": ("adaptive_debounce", _boolean),
+    "candidates": ("candidates", _integer_between(1, CANDIDATES_LIMIT)),
     "index": ("index", _boolean),
     "indexExclude": ("index_exclude", _patterns),
 }

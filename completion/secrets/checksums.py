@@ -9,6 +9,8 @@ words, identifiers and placeholders.
 from __future__ import annotations
 
 import math
+import re
+import string
 import zlib
 from collections import Counter
 
@@ -55,15 +57,19 @@ def character_classes(text: str) -> int:
 
 def looks_random(text: str, min_entropy: float = 3.0) -> bool:
     """Random enough for a generated credential: varied characters, no long runs of one
-    character (xxxxxxxx) and no counting (123456789, abcdefgh)."""
+    character (xxxxxx) and no counting (123456, abcdef)."""
     if len(set(text)) < max(6, len(text) // 5):
         return False
     if shannon_entropy(text) < min_entropy:
         return False
-    run = longest = 1
-    step_run = 1
-    for previous, current in zip(text, text[1:], strict=False):
-        run = run + 1 if current == previous else 1
-        step_run = step_run + 1 if ord(current) - ord(previous) == 1 else 1
-        longest = max(longest, run, step_run)
-    return longest < 6
+    return _RUN.search(text) is None and _COUNTING.search(text) is None
+
+
+_RUN = re.compile(r"(.)\1{5}")
+_COUNTING = re.compile(
+    "|".join(
+        alphabet[i : i + 6]
+        for alphabet in (string.digits, string.ascii_lowercase, string.ascii_uppercase)
+        for i in range(len(alphabet) - 5)
+    )
+)

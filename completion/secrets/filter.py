@@ -26,6 +26,7 @@ MIN_KNOWN_SECRET_CHARS = 6
 # many characters count as the secret.
 KNOWN_PREFIX_CHARS = 12
 _MASK_CACHE_LINES = 20_000
+_PEM_END = re.compile(r"-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----")
 _PEM_BLOCK = re.compile(
     r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----.*?"
     r"(?:-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----|\Z)",
@@ -97,7 +98,7 @@ class SecretFilter:
                     haystack = lowered
                 else:
                     haystack = text
-                if not any(anchor in haystack for anchor in rule.anchors):
+                if not any(map(haystack.__contains__, rule.anchors)):
                     continue
             found.extend(_matches(rule, text))
         if self._known_pattern is not None:
@@ -112,6 +113,11 @@ class SecretFilter:
     def mask(self, text: str) -> str:
         """`text` with every credential replaced by MASK (a private key block entirely)."""
         if "PRIVATE KEY" in text:
+            end = _PEM_END.search(text)
+            begin = text.find("-----BEGIN")
+            if end is not None and (begin < 0 or end.start() < begin):
+                # The text starts inside a key block whose first line was cut away.
+                text = MASK + text[end.end() :]
             text = _PEM_BLOCK.sub(MASK, text)
         lines = text.split("\n")
         cache = self._mask_cache
@@ -162,6 +168,13 @@ def _matches(rule: Rule, text: str) -> list[Finding]:
     """A rule's findings; after a match the rule rejects, the search goes on from inside it
     (`password: str = "..."` first matches `password: str`)."""
     found = []
+    if rule.finder is not None:
+        for candidate in rule.finder(text):
+            if rule.validate is None or rule.validate(candidate):
+                start, end = secret_span(candidate)
+                if start < end:
+                    found.append(Finding(start, end, rule.name))
+        return found
     position = 0
     pattern = rule.pattern
     while True:

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
-from collections.abc import Callable
+import string
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from completion.secrets.checksums import (
@@ -39,6 +41,9 @@ class Rule:
     anchors: tuple[str, ...] = ()
     lowercase: bool = False
     validate: Callable[[re.Match[str]], bool] | None = None
+    # Yields candidate matches itself instead of `pattern.search` over the whole text (for a
+    # pattern that is cheap only where a keyword already is).
+    finder: Callable[[str], Iterator[re.Match[str]]] | None = None
 
 
 # -- allowlists ---------------------------------------------------------------------------------
@@ -91,6 +96,7 @@ DOCUMENTED_EXAMPLES = frozenset(
     }
 )
 
+_INNER_EQUALS = re.compile(r"=[^=]")
 _WORD_RUN = re.compile(r"[A-Z]?[a-z]{3,}(?<=[A-Za-z]{4})")
 _TEMPLATE_FIELD = re.compile(r"\{[\w.]*\}")
 _DUNDER = re.compile(r"__\w+__")
@@ -354,6 +360,7 @@ def name_words(name: str) -> list[str]:
     return [w for w in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if w]
 
 
+@functools.lru_cache(maxsize=4096)
 def is_secret_name(name: str) -> bool:
     words = name_words(name)
     while words and words[-1].isdigit():
@@ -401,9 +408,7 @@ def _assignment(match: re.Match[str]) -> bool:
         # `db.password=value`) and YAML (`password: value` at the start of its line); in code
         # (`password = value`) it is an expression: a variable, a call, a field.
         operator = match.group("op")
-        config_style = match.group("lead") is not None and (
-            operator.strip() == ":" or operator == "="
-        )
+        config_style = _at_line_start(match) and (operator.strip() == ":" or operator == "=")
         if not (config_style or _ENV_NAME.fullmatch(name)):
             return False
         if re.fullmatch(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+", value) or any(
@@ -450,30 +455,28 @@ _NOT_SECRET_CONTEXT = re.compile(
 
 def _high_entropy(match: re.Match[str]) -> bool:
     value = match.group("secret")
-    if is_placeholder(value) or _UUID.search(value) or _HEX.fullmatch(value):
-        return False  # hashes and ids are hex; UUIDs are ids
-    if value.startswith(PUBLIC_KEY_PREFIXES + BINARY_BASE64_PREFIXES):
+    # Cheap tests first: most quoted runs are rejected by one of these.
+    if _HEX.fullmatch(value) or value.startswith(PUBLIC_KEY_PREFIXES + BINARY_BASE64_PREFIXES):
+        return False  # hashes and ids are hex; public keys and embedded files are not secret
+    digits = sum(c.isdigit() for c in value)
+    if digits < 2 or value.count(".") > 2 or character_classes(value) < 3:
         return False
     # Encoded data uses one alphabet, base64 ("+/") or base64url ("-_"), and "=" only as
     # padding at the end; names, paths and settings mix them ("org/Model-7B", "a=b").
-    if re.search(r"=[^=]", value) or (
-        any(c in value for c in "+/") and any(c in value for c in "-_")
+    if _INNER_EQUALS.search(value) or (
+        ("+" in value or "/" in value) and ("-" in value or "_" in value)
     ):
         return False
-    if word_fraction(value) >= 0.65:
-        return False  # mostly words: an identifier ("PPDocLayoutV4FrozenBatchNorm2d")
-    if _encodes_text(value):
-        return False  # base64 of readable text, not of random bytes
-    if character_classes(value.replace("-", "").replace("_", "")) < 3:
-        return False
-    if sum(c.isdigit() for c in value) < 2 or value.count(".") > 2 or is_wordy(value):
-        return False
+    if is_placeholder(value) or _UUID.search(value) or word_fraction(value) >= 0.65:
+        return False  # an identifier ("PPDocLayoutV4FrozenBatchNorm2d") or a placeholder
     threshold = min(4.2, 0.8 * len(set(value)).bit_length())
     if shannon_entropy(value) < threshold or not looks_random(value, 3.5):
         return False
     line_start = match.string.rfind("\n", 0, match.start()) + 1
     before = match.string[max(line_start, match.start() - 60) : match.start()]
-    return not _NOT_SECRET_CONTEXT.search(before)
+    if _NOT_SECRET_CONTEXT.search(before):
+        return False
+    return not _encodes_text(value)  # base64 of readable text, not of random bytes
 
 
 # -- the table -------------------------------------------------------------------------------------
@@ -483,15 +486,46 @@ _NAME = r"(?P<name>[A-Za-z_$][\w$.\-]{0,60})"
 # `name = "value"`, `"name": "value"`, `name: value`, `NAME=value`, `:name => 'value'`,
 # `name := "value"`, `name == "value"`, `<name>value</name>` is a separate rule.
 _ASSIGNMENT = re.compile(
-    r"(?P<lead>^[ \t]*(?:export[ \t]+|-[ \t]+)?)?"
-    r"(?<![\w$.\-])[\"'\[:]?" + _NAME + r"[\"'\]]?"
+    _NAME + r"[\"'\]]{0,2}"
     # a type annotation between the name and "=" (`password: str = "..."`)
     r"(?:[ \t]*:[ \t]*[A-Za-z_][\w\[\], .|]{0,40}?(?==))?"
     r"(?P<op>[ \t]*(?:=>|:=|==|!=|=|:)[ \t]*)"
     r"(?:[rbuRBU]{0,2}(?P<quote>[\"'`])(?P<secret>(?:\\.|(?!(?P=quote))[^\n\\])*)"
-    r"|(?P<bare>[^\s\"'`,;)}\]#]+))",
-    re.MULTILINE,
+    r"|(?P<bare>[^\s\"'`,;)}\]#]+))"
 )
+# Where a secret-sounding name may be: the assignment pattern is tried only from the start of
+# the name around each of these.
+_SECRET_WORD = re.compile(r"pass|pwd|pw|secret|token|key|cred|sas", re.IGNORECASE)
+_NAME_CHARS = frozenset(string.ascii_letters + string.digits + "_$.-")
+_CONFIG_LEAD = re.compile(r"[ \t]*(?:export[ \t]+|-[ \t]+)?[\"'\[:]?")
+
+
+def find_assignments(text: str) -> Iterator[re.Match[str]]:
+    """Assignments whose name holds a secret word, tried only where such a word is."""
+    searched_to = 0
+    for word in _SECRET_WORD.finditer(text):
+        if word.start() < searched_to:
+            continue
+        start = word.start()
+        limit = max(0, start - 60)
+        while start > limit and text[start - 1] in _NAME_CHARS:
+            start -= 1
+        while start < word.start() and not (text[start].isalpha() or text[start] in "_$"):
+            start += 1  # a name starts with a letter, "_" or "$"
+        match = _ASSIGNMENT.match(text, start)
+        if match is None:
+            searched_to = word.end()
+            continue
+        searched_to = match.end()
+        yield match
+
+
+def _at_line_start(match: re.Match[str]) -> bool:
+    """Whether only indentation (and `export `, a YAML `- ` or an opening quote) precedes
+    the name on its line."""
+    text = match.string
+    line_start = text.rfind("\n", 0, match.start()) + 1
+    return _CONFIG_LEAD.fullmatch(text, line_start, match.start()) is not None
 
 
 def secret_span(match: re.Match[str]) -> tuple[int, int]:
@@ -798,9 +832,8 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "secret_assignment",
         _ASSIGNMENT,
-        ("pass", "pwd", "pw", "secret", "token", "key", "cred", "sas"),
-        lowercase=True,
         validate=_assignment,
+        finder=find_assignments,
     ),
     # -- entropy -------------------------------------------------------------------------------
     Rule(

@@ -181,6 +181,9 @@ def test_mask_replaces_values_and_private_key_blocks(secrets: SecretFilter) -> N
     assert token not in masked and "MIIEowIBAAKCAQEAx4Hq" not in masked
     assert masked.startswith(f'GITHUB_TOKEN = "{MASK}"\nDEBUG = True\n')
     assert secrets.mask(text) == masked  # cached lines give the same answer
+    # A prompt that starts inside the key block, its first line cut away.
+    cut = text[text.index("MIIEowIBAAKCAQEAx4Hq") :]
+    assert secrets.mask(cut) == MASK + "'''\n"
 
 
 def test_check_suggestion_drops_a_first_line_secret(secrets: SecretFilter) -> None:

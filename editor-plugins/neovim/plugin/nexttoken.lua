@@ -1,0 +1,2 @@
+-- Nothing starts until require('nexttoken').setup{} is called.
+vim.g.loaded_nexttoken = 1

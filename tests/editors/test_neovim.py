@@ -210,3 +210,12 @@ def test_dismiss_hides_the_suggestion_and_tab_then_indents(editor: Editor) -> No
     editor.nvim.input("<Esc>o<Tab>")
     wait_until(lambda: editor.line().startswith(" "), 10, "Tab to indent")
     assert editor.line().strip() == ""
+
+
+def test_checkhealth_reports_the_running_server(editor: Editor) -> None:
+    editor.nvim.input("<Esc>")
+    editor.nvim.command("checkhealth nexttoken")
+    report = "\n".join(editor.nvim.current.buffer[:])
+    editor.nvim.command("bdelete")
+    assert "Neovim 0.11.4" in report
+    assert "offers inline completion" in report

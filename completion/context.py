@@ -79,6 +79,7 @@ class ContextOptions:
     max_names: int = 40  # distinct names from the window, nearest first
     max_definitions: int = 16
     max_members: int = 40  # of one class, in a member list
+    max_imported_members: int = 8  # of a class imported but not used near the cursor
     max_module_symbols: int = 30  # of one module, at `module.`
     # A name defined (top level) in more files than this, and not imported, is too
     # ambiguous to guess which one is meant.
@@ -199,8 +200,9 @@ class ContextRetriever:
         if cached is not None:
             return cached
         own = [stored.symbol for stored in reader.symbols_in([record.id])]
+        bindings = import_bindings(path, reader.imports_of(record.id), row, paths)
         facts = _FileFacts(
-            bindings=import_bindings(path, reader.imports_of(record.id), row, paths),
+            bindings=_through_reexports(reader, bindings, row, paths),
             own_names=frozenset(symbol.name for symbol in own if not symbol.parent),
             own_types=tuple(symbol for symbol in own if symbol.kind in TYPE_KINDS),
         )
@@ -280,6 +282,9 @@ class ContextRetriever:
         row = language_for_path(stored.path)
         if symbol.kind in TYPE_KINDS:
             members = self._members_of(reader, stored)
+            if layer == LAYER_IMPORTED:
+                # Imported but not used nearby: its shape, not its whole surface.
+                members = members[: self.options.max_imported_members]
             text = _outline(row, symbol, members, with_doc=True)
         else:
             container = self._container_of(reader, stored)
@@ -527,6 +532,35 @@ def import_bindings(
             name = local  # `import Cart from "./cart"`: the default export is usually named so
         bindings[local] = _Binding(files, name)
     return bindings
+
+
+def _through_reexports(
+    reader: StoreReader,
+    bindings: dict[str, _Binding],
+    row: IndexLanguage | None,
+    paths: WorkspacePaths,
+) -> dict[str, _Binding]:
+    """Bindings whose files do not define the imported name, followed one import further:
+    `from pkg import Name` where pkg/__init__.py imports Name from pkg/impl.py."""
+    named = {local: b for local, b in bindings.items() if b.name}
+    if not named or row is None:
+        return bindings
+    defined = {
+        (s.path, s.symbol.name)
+        for s in reader.symbols_named([b.name for b in named.values()], members=False)
+    }
+    followed = dict(bindings)
+    for local, binding in named.items():
+        if any((path, binding.name) in defined for path in binding.files):
+            continue
+        records = reader.files_at(binding.files)
+        for path, record in records.items():
+            for found in reader.imports_of(record.id):
+                if found.local_name == binding.name and found.name:
+                    files = resolve_import(path, found, row.import_style, paths)
+                    if files:
+                        followed[local] = _Binding(files, found.name)
+    return followed
 
 
 def _module_stem(path: str) -> str:

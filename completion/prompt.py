@@ -25,8 +25,9 @@ CUT_ALIGNMENT_LINES = 16
 class PromptBudget:
     prefix_tokens: int = 1024
     suffix_tokens: int = 256
-    # Taken out of `prefix_tokens` whenever there is repository context, a fixed amount, so
-    # the prefix's cut point does not move when the context changes size.
+    # The most of `prefix_tokens` that repository context may take; what it leaves unused
+    # stays with the prefix. (Its size changes only when its text does, and then the cache
+    # of everything after it is gone anyway: a moving cut point costs nothing more.)
     context_tokens: int = 384
 
 
@@ -88,9 +89,13 @@ def build_prompt(
     framing: str = "filename",
     repo_context: str = "",
 ) -> Prompt:
-    """The prompt; `repo_context` (already packed into `budget.context_tokens`) goes first."""
+    """The prompt; `repo_context` (packed into `budget.context_tokens` by
+    completion.context) goes first, and takes its size out of the prefix's budget."""
     header = file_header(manifest, path, framing)
-    prefix_budget = budget.prefix_tokens - (budget.context_tokens if repo_context else 0)
+    context_size = (
+        len(tokenizer.encode(repo_context, add_special_tokens=False).ids) if repo_context else 0
+    )
+    prefix_budget = budget.prefix_tokens - min(context_size, budget.context_tokens)
     kept_prefix, dropped = _keep_tail(tokenizer, prefix, max(prefix_budget, 1))
     fim = manifest.fim
     if fim is None:

@@ -239,7 +239,14 @@ def _signature(node: Node, source: bytes) -> str:
         line_start = node.start_byte
     body = node.child_by_field_name("body")
     if body is not None and body.start_byte > node.start_byte:
+        # Up to the last piece of the head: a comment between it and the body belongs to
+        # neither (`class Options:  # see the docs`).
         end = body.start_byte
+        for child in node.children:
+            if child.start_byte >= body.start_byte:
+                break
+            if "comment" not in child.type:
+                end = child.end_byte
     else:
         line_end = source.find(b"\n", node.start_byte)
         end = node.end_byte if line_end < 0 else min(line_end, node.end_byte)

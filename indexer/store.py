@@ -27,7 +27,7 @@ from onnx_models.paths import cache_root
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: signatures end before a comment that follows them
 # Stores of workspaces not opened for this long are deleted when a new store is made, and at
 # most this many are kept: temporary folders opened once must not fill the cache.
 STORE_MAX_AGE_S = 30 * 24 * 3600

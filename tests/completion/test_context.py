@@ -331,12 +331,17 @@ def test_the_prompt_puts_context_first_within_the_same_budget(renderer) -> None:
     budget = PromptBudget(prefix_tokens=600, context_tokens=200)
     args = dict(prefix=prefix, suffix="", line_prefix="", path="a.py", budget=budget)
     alone = build_prompt(renderer.tokenizer, renderer.manifest, **args)
-    context = "<filename>b.py\nclass B: ...\n"
+    context = "<filename>b.py\n" + "".join(f"def helper_{n}(): ...\n" for n in range(20))
     both = build_prompt(renderer.tokenizer, renderer.manifest, repo_context=context, **args)
     assert both.text.startswith(context + "<filename>a.py\n")
     # The context's share comes out of the prefix: the total stays within the budget.
     assert both.prefix_chars_dropped > alone.prefix_chars_dropped
     assert renderer.count(both.text) <= 600 + 8
+    # A small context leaves the rest of its share to the prefix.
+    small = build_prompt(
+        renderer.tokenizer, renderer.manifest, repo_context="<filename>b.py\n", **args
+    )
+    assert small.prefix_chars_dropped <= alone.prefix_chars_dropped + len("value_399 = 399\n") * 16
 
 
 def test_the_pipeline_shows_the_model_the_context(model_dir: Path, workspace) -> None:

@@ -42,8 +42,8 @@ from onnx_models.engine import Engine, GenerationCancelled
 
 log = logging.getLogger(__name__)
 
-# A file that every prompt is appended to (one JSON string a line), to see what the model sees;
-# prompts are written after secrets are masked.
+# A file that every prompt is appended to, one JSON object a line ({"path", "workspace",
+# "prompt"}), to see what the model sees; prompts are written after secrets are masked.
 PROMPT_LOG_ENV = "NEXTTOKEN_PROMPT_LOG"
 
 
@@ -62,6 +62,12 @@ class PipelineSettings:
     stream_stops: bool = True
     # Cut a completion back to its longest prefix that adds no parse error (tree-sitter).
     syntax_check: bool = True
+    # Verify prompt-lookup drafts (code repeats itself) in one forward pass: same tokens, fewer
+    # passes (benchmarks/README.md, "Engine").
+    speculate: bool = True
+    # Wall-clock budget: past it, generation ends at the next line break (as llama.vim's
+    # t_max_predict_ms), so a slow machine still shows whole lines. None: no budget.
+    deadline_ms: float | None = 1500.0
 
 
 class _Decoder:
@@ -165,7 +171,7 @@ class CompletionPipeline:
         prompt_text = self.secrets.mask(prompt.text)
         if not prompt_text.endswith(ctx.line_prefix) and prompt_text.endswith(MASK):
             return self._empty(request, "none", t0, mode="none", detail="secret_at_cursor")
-        self._log_prompt(prompt_text)
+        self._log_prompt(request, prompt_text)
         healed = self.healer.heal_text(prompt_text)
         if not healed.prompt_ids:
             return self._empty(request, "empty_prompt", t0)
@@ -192,6 +198,8 @@ class CompletionPipeline:
                 pick=pick,
                 cancelled=cancelled,
                 stop_token_ids=self.stop_token_ids,
+                speculate=self.settings.speculate,
+                deadline_ms=self.settings.deadline_ms,
             )
         except GenerationCancelled:
             raise CompletionCancelled from None
@@ -229,7 +237,7 @@ class CompletionPipeline:
         )
         log.info(
             "completion: mode=%s prompt=%d reused=%d prefilled=%d prefill=%.0fms "
-            "decode=%.0fms tokens=%d stop=%s",
+            "decode=%.0fms tokens=%d passes=%d stop=%s",
             mode,
             stats.prompt_tokens,
             stats.reused_tokens,
@@ -237,17 +245,19 @@ class CompletionPipeline:
             stats.prefill_ms,
             stats.decode_ms,
             stats.generated_tokens,
+            generation.forward_passes,
             stats.stop_reason,
         )
         return CompletionResult(suggestion.text, request.position, end, stats)
 
-    def _log_prompt(self, text: str) -> None:
+    def _log_prompt(self, request: CompletionRequest, text: str) -> None:
         if log.isEnabledFor(logging.DEBUG):
             log.debug("prompt: %s", json.dumps(text))
         if self.prompt_log:
+            record = {"path": request.path, "workspace": request.workspace, "prompt": text}
             try:
                 with open(self.prompt_log, "a", encoding="utf-8") as out:
-                    out.write(json.dumps(text) + "\n")
+                    out.write(json.dumps(record) + "\n")
             except OSError as exc:
                 log.warning("cannot append to %s=%s: %s", PROMPT_LOG_ENV, self.prompt_log, exc)
 

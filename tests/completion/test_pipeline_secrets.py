@@ -52,6 +52,11 @@ def workspace(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def logged_prompts(pipeline: CompletionPipeline) -> list[str]:
+    lines = Path(pipeline.prompt_log).read_text().splitlines()
+    return [json.loads(line)["prompt"] for line in lines]
+
+
 def end_of(text: str) -> Position:
     return Position(text.count("\n"), len(text) - text.rfind("\n") - 1)
 
@@ -65,7 +70,7 @@ def test_prompt_holds_no_secret_and_the_suggestion_none(
         SETTINGS, end_of(SETTINGS), path="settings.py", workspace=str(workspace)
     )
     result = pipeline.complete(request)
-    [prompt] = [json.loads(line) for line in Path(pipeline.prompt_log).read_text().splitlines()]
+    [prompt] = logged_prompts(pipeline)
     for value in (GITHUB_TOKEN, AWS_SECRET, ENV_PASSWORD, KEY_LINE):
         assert value not in prompt
     assert prompt.count(MASK) == 5  # the four, and the AWS key id
@@ -82,7 +87,7 @@ def test_without_the_workspace_an_unknown_shape_reaches_the_prompt(
     pipeline = CompletionPipeline(engine, secrets=SecretFilter())
     pipeline.prompt_log = str(tmp_path / "prompts.jsonl")
     pipeline.complete(CompletionRequest(SETTINGS, end_of(SETTINGS), path="settings.py"))
-    [prompt] = [json.loads(line) for line in Path(pipeline.prompt_log).read_text().splitlines()]
+    [prompt] = logged_prompts(pipeline)
     assert ENV_PASSWORD in prompt and GITHUB_TOKEN not in prompt
 
 

@@ -2,12 +2,12 @@
 
 An editor (pytest-lsp) talks to `python -m lsp_server serve` with the real default model, in a
 workspace that holds a `.env` and a private key. The server appends every prompt it builds to
-the file named by NEXTTOKEN_PROMPT_LOG, so the test reads exactly what the model was shown.
+the file named by NEXTTOKEN_PROMPT_LOG, so the test reads exactly what the model was shown
+(and whether the server named the workspace folder, which the `.env` check needs).
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 from pathlib import Path
 
@@ -16,7 +16,6 @@ import pytest
 from completion.pipeline import PROMPT_LOG_ENV
 from completion.secrets import SecretFilter
 from completion.secrets.checksums import crc32_base62
-from lsp_server import documents
 
 # Credentials are put together at run time so that no scanner mistakes this file for a leak.
 _BODY = "Qm7PzR2xKc9VwT4nLb8YhJ3sDf6GaE"
@@ -65,12 +64,6 @@ def serve(model_dir: Path) -> list[str]:
     return ["-m", "lsp_server", "serve", "--model", str(model_dir)]
 
 
-def server_passes_the_workspace() -> bool:
-    """Whether the server hands the workspace folder to the pipeline (CompletionRequest's
-    `workspace`), which is what lets it know the .env's values."""
-    return "workspace" in inspect.signature(documents.completion_request).parameters
-
-
 async def test_no_secret_in_prompts_or_suggestions(
     start_client, workspace: Path, model_dir: Path, tmp_path: Path
 ) -> None:
@@ -89,16 +82,18 @@ async def test_no_secret_in_prompts_or_suggestions(
         assert not any(value[:10] in text for value in VALUES), text
 
     # What the model was shown.
-    prompts = [json.loads(entry) for entry in prompt_log.read_text().splitlines()]
-    assert prompts, "the server built no prompt"
-    for prompt in prompts:
+    records = [json.loads(entry) for entry in prompt_log.read_text().splitlines()]
+    assert records, "the server built no prompt"
+    for record in records:
         for value in (GITHUB_TOKEN, AWS_KEY_ID, AWS_SECRET, STRIPE_KEY, KEY_LINE):
-            assert value not in prompt
-        assert 'BACKUP_SECRET_ACCESS_KEY = "' in prompt  # the prompt is the file, masked
-    if not server_passes_the_workspace():
+            assert value not in record["prompt"]
+        assert 'BACKUP_SECRET_ACCESS_KEY = "' in record["prompt"]  # the file's text, masked
+    # The .env's value of no known shape is masked once the server names the workspace.
+    if not all(record["workspace"] for record in records):
         pytest.skip("the server does not pass the workspace folder to the pipeline yet")
-    for prompt in prompts:
-        assert ENV_PASSWORD not in prompt
+    for record in records:
+        assert Path(record["workspace"]).resolve() == workspace.resolve()
+        assert ENV_PASSWORD not in record["prompt"]
 
 
 async def test_secret_files_get_no_suggestions(

@@ -230,6 +230,8 @@ def run_arm(
 ) -> dict:
     retrieval_ms = 0.0
     if arm != "none":
+        # Each case starts with no editor tabs; the open arm then opens what the file imports.
+        index.forget_recent_documents()
         if arm == "context+open":
             for relative in imported_files(index, case.path):
                 index.document_changed(root / relative, (root / relative).read_text())

@@ -202,6 +202,12 @@ class WorkspaceIndex:
             if self._overlay.pop(relative, None) is not None:
                 self._schedule(relative, 0, from_event=False)
 
+    def forget_recent_documents(self) -> None:
+        """Start the list of recent documents afresh (a new editor session, a benchmark
+        case that must not see the last one's tabs)."""
+        with self._lock:
+            self._recent.clear()
+
     def recent_documents(self) -> list[str]:
         """Recently opened or edited documents, the latest last."""
         with self._lock:

@@ -147,6 +147,8 @@ def test_open_documents_win_over_the_disk_until_closed(project: Path, start) -> 
     assert index.wait_for(lambda: where(index, "Draft") == {"shop/model.py"}, WAIT_S)
     assert index.text_of("shop/model.py") == "class Draft:\n    pass\n"
     assert index.recent_documents() == ["shop/model.py"]
+    index.forget_recent_documents()
+    assert index.recent_documents() == []
 
     # Saving something else to disk meanwhile changes nothing: the editor's text wins.
     generation = index.generation

@@ -74,12 +74,18 @@ class _Decoder:
     """Streams generated tokens into stop criteria as text, behind the healed prefix."""
 
     def __init__(
-        self, engine: Engine, removed_text: str, stops: StopCriteria, stream: bool = True
+        self,
+        engine: Engine,
+        removed_text: str,
+        stops: StopCriteria,
+        stream: bool = True,
+        deadline: float | None = None,
     ) -> None:
         self._engine = engine
         self._removed = removed_text
         self._stops = stops
         self._stream = stream
+        self._deadline = deadline  # time.perf_counter() value, or None
         self.ids: list[int] = []
         self._fed = 0
         self.decision: StopDecision | None = None
@@ -95,10 +101,16 @@ class _Decoder:
             return False  # half of a multi-byte character: wait for the rest
         visible = strip_healed_prefix(text, self._removed)
         if len(visible) > self._fed and self.decision is None:
-            decision = self._stops.feed(visible[self._fed :])
+            start = self._fed
+            decision = self._stops.feed(visible[start:])
             self._fed = len(visible)
             if decision.stop:
                 self.decision = decision
+                return True
+            # Past the wall-clock budget, the line being written is the last one shown.
+            newline = visible.find("\n", start)
+            if self._deadline is not None and newline > 0 and time.perf_counter() > self._deadline:
+                self.decision = StopDecision(True, newline, "deadline")
                 return True
         return False
 
@@ -178,7 +190,14 @@ class CompletionPipeline:
         stops = StopCriteria(
             mode, ctx.line_prefix, max_lines=self.settings.max_block_lines, language=language
         )
-        decoder = _Decoder(self.engine, healed.removed_text, stops, self.settings.stream_stops)
+        budget = self.settings.deadline_ms
+        decoder = _Decoder(
+            self.engine,
+            healed.removed_text,
+            stops,
+            self.settings.stream_stops,
+            deadline=None if budget is None else t0 + budget / 1000,
+        )
         constraint: list[HealingConstraint] = [self.healer.constraint(healed)]
 
         def pick(logits: np.ndarray, step: int) -> int:
@@ -199,7 +218,6 @@ class CompletionPipeline:
                 cancelled=cancelled,
                 stop_token_ids=self.stop_token_ids,
                 speculate=self.settings.speculate,
-                deadline_ms=self.settings.deadline_ms,
             )
         except GenerationCancelled:
             raise CompletionCancelled from None

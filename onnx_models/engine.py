@@ -44,7 +44,7 @@ class PrefillStats:
 @dataclass(frozen=True)
 class Generation:
     tokens: tuple[int, ...]
-    stop_reason: str  # "eos", "callback", "max_tokens", "context", "deadline"
+    stop_reason: str  # "eos", "callback", "max_tokens", "context"
     prefill: PrefillStats
     decode_ms: float
     forward_passes: int = 0  # decode passes; fewer than tokens when drafts were accepted
@@ -87,7 +87,6 @@ class Engine:
         self._seqlens = np.zeros(1, dtype=np.int32)
         self._total = np.zeros((), dtype=np.int32)
         self._num_logits = np.ones(1, dtype=np.int64)
-        self._newline_ids: frozenset[int] | None = None
         self._binding = session.io_binding()
         self._bind_scalars()
         self._bind_cache()
@@ -238,26 +237,23 @@ class Engine:
         stop_token_ids: frozenset[int] | None = None,
         speculate: bool = False,
         lookup_context: list[int] | None = None,
-        deadline_ms: float | None = None,
     ) -> Generation:
         """Decode after `prompt_ids`.
 
         `on_token(id)` returning True stops (the token is kept); `cancelled()` is checked
         between steps and raises GenerationCancelled. `speculate` verifies prompt-lookup drafts
         (from `lookup_context`, default the prompt) in one forward pass; only for a
-        deterministic `pick`. After `deadline_ms`, generation ends at the first token that
-        holds a line break (the rest of the line is still worth showing).
+        deterministic `pick`. Stops that read text (line ends, a wall-clock budget) live in
+        the caller's `on_token`.
         """
         stops = (
             stop_token_ids if stop_token_ids is not None else frozenset(self.manifest.eos_token_ids)
         )
         if cancelled():
             raise GenerationCancelled
-        t_start = time.perf_counter()
         prefill = self.prefill(prompt_ids)
         t0 = time.perf_counter()
         lookup = PromptLookup(lookup_context or prompt_ids) if speculate else None
-        newline_ids = self.newline_token_ids() if deadline_ms is not None else frozenset()
         out: list[int] = []
         forward_passes = 0
         # Logits rows not yet consumed, and the draft tokens they were computed after.
@@ -283,13 +279,6 @@ class Engine:
                 if len(out) >= max_new_tokens:
                     reason = "max_tokens"
                     break
-                if (
-                    deadline_ms is not None
-                    and token in newline_ids
-                    and (time.perf_counter() - t_start) * 1000 > deadline_ms
-                ):
-                    reason = "deadline"
-                    break
                 if j < len(draft) and token == draft[j]:
                     accepted_in_cache += 1  # already in the cache: verified
                     continue
@@ -314,14 +303,6 @@ class Engine:
             (time.perf_counter() - t0) * 1000,
             forward_passes=forward_passes,
         )
-
-    def newline_token_ids(self) -> frozenset[int]:
-        if self._newline_ids is None:
-            vocab = self.tokenizer.get_vocab()
-            self._newline_ids = frozenset(
-                i for i in vocab.values() if "\n" in self.tokenizer.decode([i])
-            )
-        return self._newline_ids
 
 
 def _providers() -> list[str]:

@@ -58,7 +58,7 @@ def test_cancellation_between_steps(pipeline: CompletionPipeline) -> None:
 
     def cancelled() -> bool:
         calls.append(1)
-        return len(calls) > 2
+        return len(calls) > 1  # the first check passes, the first decode step is cancelled
 
     with pytest.raises(CompletionCancelled):
         pipeline.complete(CompletionRequest(STACK, Position(10, 8)), cancelled)
@@ -71,3 +71,15 @@ def test_bad_positions_and_binary_text(pipeline: CompletionPipeline) -> None:
         pipeline.complete(CompletionRequest("x = 1\n", Position(5, 0)))
     binary = pipeline.complete(CompletionRequest("ab\x00cd", Position(0, 2)))
     assert binary.insert_text == "" and binary.stats.stop_reason == "binary"
+
+
+def test_wall_clock_budget_ends_at_the_first_line_end(model_dir: Path) -> None:
+    from completion.pipeline import PipelineSettings
+
+    slow = CompletionPipeline.load(model_dir, PipelineSettings(deadline_ms=0.0))
+    full = CompletionPipeline.load(model_dir, PipelineSettings(deadline_ms=None))
+    request = CompletionRequest(STACK, Position(10, 8), path="stack.py", max_new_tokens=48)
+    cut, whole = slow.complete(request), full.complete(request)
+    assert cut.stats.stop_reason == "deadline"
+    assert cut.insert_text and "\n" not in cut.insert_text
+    assert whole.insert_text.startswith(cut.insert_text)

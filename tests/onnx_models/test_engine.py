@@ -64,15 +64,6 @@ def test_sampling_is_reproducible_by_seed(engine: Engine) -> None:
     assert len(others) > 1
 
 
-def test_deadline_stops_at_the_first_line_break(engine: Engine) -> None:
-    ids = engine.tokenizer.encode(REPETITIVE).ids
-    result = engine.generate(ids, max_new_tokens=60, stop_token_ids=frozenset(), deadline_ms=0.0)
-    assert result.stop_reason == "deadline"
-    pieces = [engine.tokenizer.decode([t]) for t in result.tokens]
-    assert "\n" in pieces[-1]
-    assert not any("\n" in piece for piece in pieces[:-1])
-
-
 def test_cancellation_between_steps(engine: Engine) -> None:
     ids = engine.tokenizer.encode(REPETITIVE).ids
     calls = iter([False, False, True])

@@ -14,13 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
+from completion.backends import GenerationPrompt, LocalGenerator, TextGeneration, TextGenerator
 from completion.context import ContextRenderer
 from completion.cursor import CursorContext, index_to_utf16, split_at
 from completion.languages import CompletionLanguage, language_for
 from completion.postprocess import Suggestion, postprocess
 from completion.prompt import PromptBudget, build_prompt
+from completion.remote_backend import RemoteBackendError
 from completion.request import CompletionRequest, CompletionResult, CompletionStats, Position
 from completion.secrets import MASK, SecretFilter, is_secret_file
 from completion.stops import StopCriteria, StopDecision
@@ -33,7 +33,7 @@ from completion.syntax import (
     cut_points,
 )
 from completion.token_healing import (
-    HealingConstraint,
+    HealedPrompt,
     TokenHealer,
     TokenHealingError,
     strip_healed_prefix,
@@ -71,7 +71,8 @@ class PipelineSettings:
 
 
 class _Decoder:
-    """Streams generated tokens into stop criteria as text, behind the healed prefix."""
+    """Streams generated tokens (or a remote server's text) into stop criteria as text,
+    behind the healed prefix."""
 
     def __init__(
         self,
@@ -87,6 +88,7 @@ class _Decoder:
         self._stream = stream
         self._deadline = deadline  # time.perf_counter() value, or None
         self.ids: list[int] = []
+        self._text = ""  # what a remote server sent: text, not our token ids
         self._fed = 0
         self.decision: StopDecision | None = None
 
@@ -94,9 +96,13 @@ class _Decoder:
         self.ids.append(token_id)
         return self._stream and self.feed()
 
+    def on_text(self, piece: str) -> bool:
+        self._text += piece
+        return self._stream and self.feed()
+
     def feed(self) -> bool:
         """Feed the text decoded since the last call; True when the stop rules end it."""
-        text = self._engine.tokenizer.decode(self.ids, skip_special_tokens=False)
+        text = self._text or self._engine.tokenizer.decode(self.ids, skip_special_tokens=False)
         if text.endswith("\ufffd"):
             return False  # half of a multi-byte character: wait for the rest
         visible = strip_healed_prefix(text, self._removed)
@@ -136,6 +142,10 @@ class CompletionPipeline:
             if token_id is not None:
                 stop_ids.add(token_id)
         self.stop_token_ids = frozenset(stop_ids)
+        # An OpenAI-compatible server to generate instead of the engine (lsp_server sets it
+        # from the settings), and whether a failure of it falls back to the engine.
+        self.remote: TextGenerator | None = None
+        self.remote_fallback = False
 
     @classmethod
     def load(cls, model_dir: Path, settings: PipelineSettings | None = None) -> CompletionPipeline:
@@ -190,40 +200,16 @@ class CompletionPipeline:
         stops = StopCriteria(
             mode, ctx.line_prefix, max_lines=self.settings.max_block_lines, language=language
         )
-        budget = self.settings.deadline_ms
-        decoder = _Decoder(
-            self.engine,
-            healed.removed_text,
-            stops,
-            self.settings.stream_stops,
-            deadline=None if budget is None else t0 + budget / 1000,
-        )
-        constraint: list[HealingConstraint] = [self.healer.constraint(healed)]
-
-        def pick(logits: np.ndarray, step: int) -> int:
-            current = constraint[0]
-            if current.active:
-                logits = current.constrain_logits(logits.copy())
-            token = int(np.argmax(logits))
-            if current.active:
-                constraint[0] = current.advance(token)
-            return token
-
         try:
-            generation = self.engine.generate(
-                list(healed.prompt_ids),
-                max_new_tokens=request.max_new_tokens + len(healed.removed_ids),
-                on_token=decoder.on_token,
-                pick=pick,
-                cancelled=cancelled,
-                stop_token_ids=self.stop_token_ids,
-                speculate=self.settings.speculate,
-            )
+            generation, decoder = self._generate(prompt_text, healed, stops, request, t0, cancelled)
         except GenerationCancelled:
             raise CompletionCancelled from None
         except TokenHealingError:
             log.exception("token healing went wrong; returning no suggestion")
             return self._empty(request, "healing_error", t0)
+        except RemoteBackendError as exc:
+            log.error("remote backend: %s", exc)
+            return self._empty(request, "remote_error", t0, detail=str(exc))
 
         if not self.settings.stream_stops:
             decoder.feed()
@@ -243,9 +229,9 @@ class CompletionPipeline:
         )
         stats = CompletionStats(
             prompt_tokens=len(healed.prompt_ids),
-            reused_tokens=generation.prefill.reused_tokens,
-            generated_tokens=len(generation.tokens),
-            prefill_ms=generation.prefill.prefill_ms,
+            reused_tokens=generation.reused_tokens,
+            generated_tokens=generation.generated_tokens,
+            prefill_ms=generation.prefill_ms,
             decode_ms=generation.decode_ms,
             total_ms=(time.perf_counter() - t0) * 1000,
             stop_reason=decision.reason or generation.stop_reason,
@@ -254,12 +240,12 @@ class CompletionPipeline:
             adjusted=suggestion.dropped,
         )
         log.info(
-            "completion: mode=%s prompt=%d reused=%d prefilled=%d prefill=%.0fms "
+            "completion: mode=%s source=%s prompt=%d reused=%d prefill=%.0fms "
             "decode=%.0fms tokens=%d passes=%d stop=%s",
             mode,
+            generation.source,
             stats.prompt_tokens,
             stats.reused_tokens,
-            generation.prefill.prefilled_tokens,
             stats.prefill_ms,
             stats.decode_ms,
             stats.generated_tokens,
@@ -267,6 +253,52 @@ class CompletionPipeline:
             stats.stop_reason,
         )
         return CompletionResult(suggestion.text, request.position, end, stats)
+
+    def _generate(
+        self,
+        prompt_text: str,
+        healed: HealedPrompt,
+        stops: StopCriteria,
+        request: CompletionRequest,
+        t0: float,
+        cancelled: Callable[[], bool],
+    ) -> tuple[TextGeneration, _Decoder]:
+        """Run the remote server when one is configured (then the engine, if it fails and
+        fallback is on), else the engine."""
+        # Built per call: `completion.candidates` swaps `self.engine` for a sampling one.
+        local = LocalGenerator(self.engine, self.stop_token_ids, self.settings.speculate)
+        generators: list[TextGenerator] = [local]
+        if self.remote is not None:
+            generators = [self.remote, local] if self.remote_fallback else [self.remote]
+        # Token healing needs the logits, so a remote server is sent the plain masked prompt
+        # ending at the cursor, without the healing back-off or its constraint.
+        prompt = GenerationPrompt(prompt_text, healed.prompt_ids, self.healer.constraint(healed))
+        budget = self.settings.deadline_ms
+        for generator in generators:
+            healing = generator.heals
+            decoder = _Decoder(
+                self.engine,
+                healed.removed_text if healing else "",
+                stops,
+                self.settings.stream_stops,
+                deadline=None if budget is None else t0 + budget / 1000,
+            )
+            try:
+                generation = generator.generate(
+                    prompt,
+                    max_new_tokens=request.max_new_tokens
+                    + (len(healed.removed_ids) if healing else 0),
+                    on_token=decoder.on_token,
+                    on_text=decoder.on_text,
+                    cancelled=cancelled,
+                )
+            except RemoteBackendError as exc:
+                if generator is generators[-1]:
+                    raise
+                log.warning("remote backend: %s; falling back to the local model", exc)
+                continue
+            return generation, decoder
+        raise AssertionError("no generator ran")
 
     def _log_prompt(self, request: CompletionRequest, text: str) -> None:
         if log.isEnabledFor(logging.DEBUG):

@@ -1,5 +1,6 @@
 """The `nexttoken` command: `serve` (the language server), `complete` (one suggestion from the
-shell, for trying a model and measuring it), `model install` (build a model into the cache).
+shell, for trying a model and measuring it), `serve-model` (the model over an OpenAI-compatible
+HTTP API, see onnx_models/serving.py), `model install` (build a model into the cache).
 
 Heavy imports (onnxruntime, the pipeline) happen inside the subcommands, so `--help` and
 `--version` answer at once. User mistakes end in one line on stderr and a nonzero exit, never
@@ -136,6 +137,20 @@ def run_complete(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_serve_model(args: argparse.Namespace) -> int:
+    from lsp_server.model_source import MODEL_ERRORS, resolve_model_dir
+    from onnx_models.serving import ServeError, run
+
+    try:
+        return run(args, resolve_model_dir(args.model or ""))
+    except ServeError as exc:
+        raise CliError(str(exc)) from None
+    except MODEL_ERRORS as exc:
+        raise CliError(f"could not load the model: {exc}", EXIT_FAILURE) from None
+    except OSError as exc:  # the port is taken, the address is not ours
+        raise CliError(f"cannot listen on {args.host}:{args.port}: {exc}", EXIT_FAILURE) from None
+
+
 def run_model_install(args: argparse.Namespace) -> int:
     from onnx_models.install import ModelInstallError, ensure_model
 
@@ -213,6 +228,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="most tokens to generate (default: %(default)s)",
     )
     complete.set_defaults(run=run_complete)
+
+    from onnx_models.serving import add_arguments as add_serve_model_arguments
+
+    serve_model = commands.add_parser(
+        "serve-model",
+        parents=[common],
+        help="serve the model over an OpenAI-compatible HTTP API, for a team (self-hosting.md)",
+    )
+    serve_model.add_argument("--model", metavar="DIR", help=model_help)
+    add_serve_model_arguments(serve_model)
+    serve_model.set_defaults(run=run_serve_model)
 
     model = commands.add_parser("model", help="manage models in the cache")
     model_commands = model.add_subparsers(dest="model_command", metavar="ACTION", required=True)

@@ -39,6 +39,8 @@ def describe_stats(stats: CompletionStats) -> str:
         f"decode {stats.decode_ms:.0f} ms); prompt {stats.prompt_tokens} tokens "
         f"({stats.reused_tokens} reused from cache), {stats.generated_tokens} generated; "
         f"stop: {stats.stop_reason or '-'}"
+        # The remote server's failure, in words the user can act on (completion.remote_backend).
+        + (f" ({stats.mode_reason})" if stats.stop_reason == "remote_error" else "")
     )
 
 

@@ -53,7 +53,7 @@ from lsp_server.documents import (
 )
 from lsp_server.indexing import WorkspaceIndexing, document_path
 from lsp_server.inference import CompletionBackend, InferenceWorker, describe_stats
-from lsp_server.model_source import MODEL_ERRORS, load_pipeline
+from lsp_server.model_source import MODEL_ERRORS, configure_backend, load_pipeline
 from lsp_server.settings import SECTION, ServerSettings, client_section, parse_settings
 from lsp_server.typing_through import ShownSuggestion, ShownSuggestions
 
@@ -191,6 +191,14 @@ class NextTokenServer(LanguageServer):
         self.log_to_client(f"settings applied: {parsed.settings}")
         if self._backend is not None and parsed.settings.model_dir != self._loaded_model_dir:
             self.start_model_load()
+        elif self._backend is not None and self._backend.done():
+            self._configure_backend(self._backend.result())
+
+    def _configure_backend(self, backend: CompletionBackend | None) -> None:
+        """Local engine or remote server, as the settings say (lsp_server/model_source.py)."""
+        problem = configure_backend(backend, self.settings) if backend is not None else None
+        if problem:
+            self.show(types.MessageType.Warning, f"nexttoken: {problem}")
 
     # -- model -----------------------------------------------------------------------------------
 
@@ -221,6 +229,7 @@ class NextTokenServer(LanguageServer):
         else:
             seconds = time.perf_counter() - started
             self.log_to_client(f"model {model_dir or '(default)'} ready in {seconds:.1f} s")
+            self._configure_backend(backend)
         if token is not None:
             outcome = "ready" if backend is not None else "failed"
             self.work_done_progress.end(token, types.WorkDoneProgressEnd(message=outcome))

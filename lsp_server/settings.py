@@ -8,6 +8,7 @@ server to show the user. This module only parses; it never talks to the client.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -36,6 +37,15 @@ class ServerSettings:
     # gitignore-style patterns it skips on top of .gitignore.
     index: bool = True
     index_exclude: tuple[str, ...] = ()
+    # "local": the ONNX engine here; "remote": an OpenAI-compatible /v1/completions server
+    # (docs/self-hosting.md). Prompting, stops and the secret filter run here either way.
+    backend: str = "local"
+    remote_url: str = ""
+    remote_model: str = ""
+    # The NAME of the environment variable that holds the API key; the key never sits here.
+    remote_api_key_env: str = ""
+    # When the remote server fails or its circuit is open, complete with the local model.
+    remote_fallback: bool = True
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,38 @@ def _folder(value: Any) -> str:
     return str(Path(value).expanduser()) if value.strip() else ""
 
 
+def _backend(value: Any) -> str:
+    if value not in ("local", "remote"):
+        raise ValueError('expected "local" or "remote"')
+    return str(value)
+
+
+def _url(value: Any) -> str:
+    if not isinstance(value, str) or (value and not value.startswith(("http://", "https://"))):
+        raise ValueError("expected an http:// or https:// URL, e.g. http://gpu-box:8000/v1")
+    if "@" in value.split("/")[2 if "//" in value else 0]:
+        raise ValueError("credentials do not belong in the URL: name them in remoteApiKeyEnv")
+    return value.strip()
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("expected a string")
+    return value.strip()
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+# Settings whose invalid value is not repeated in the message: it may be a pasted secret.
+_NOT_ECHOED = frozenset({"remoteApiKeyEnv", "remoteUrl"})
+
+
+def _env_name(value: Any) -> str:
+    # A name, so that a key pasted here by mistake is refused rather than stored and logged.
+    if not isinstance(value, str) or (value and not _ENV_NAME.fullmatch(value)):
+        raise ValueError("expected the name of an environment variable, e.g. NEXTTOKEN_API_KEY")
+    return value
+
+
 # JSON name -> (field of ServerSettings, validator returning the field's value)
 _FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "enabled": ("enabled", _boolean),
@@ -84,6 +126,11 @@ _FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "candidates": ("candidates", _integer_between(1, CANDIDATES_LIMIT)),
     "index": ("index", _boolean),
     "indexExclude": ("index_exclude", _patterns),
+    "backend": ("backend", _backend),
+    "remoteUrl": ("remote_url", _url),
+    "remoteModel": ("remote_model", _text),
+    "remoteApiKeyEnv": ("remote_api_key_env", _env_name),
+    "remoteFallback": ("remote_fallback", _boolean),
 }
 
 
@@ -121,7 +168,8 @@ def parse_settings(raw: object, base: ServerSettings) -> ParsedSettings:
             checked = validate(value)
         except ValueError as exc:
             kept = getattr(base, field_name)
-            problems.append(f"invalid {SECTION}.{name} = {value!r}: {exc}; using {kept!r}")
+            shown = "(value not shown)" if name in _NOT_ECHOED else repr(value)
+            problems.append(f"invalid {SECTION}.{name} = {shown}: {exc}; using {kept!r}")
             continue
         # An empty model folder means "not set here", so the command line's --model still holds.
         if field_name == "model_dir" and not checked:

@@ -7,6 +7,9 @@ detect-secrets, its line scanner with its default plugins and filters (the funct
 `scan` runs per file, here without the file reading). Timings are given over all calls and
 over each suggestion's fastest pass, which leaves out what other processes took.
 
+`--wild FOLDER...` also counts findings per million lines of real code (which holds almost
+no credentials) and prints them, a false-positive check outside the corpus.
+
 Needs the `bench` extra (pip install -e '.[bench]'). Run: python benchmarks/secrets.py
 """
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
+import random
 import statistics
 import sys
 import time
@@ -127,10 +131,40 @@ def timing(
     return statistics.median(every), p99(every), statistics.median(fastest), p99(fastest)
 
 
+def in_the_wild(folders: list[Path], max_files: int, seed: int) -> None:
+    """Findings per million lines of real code, which holds (almost) no credentials: a
+    false-positive rate outside the corpus. Prints the findings so they can be judged."""
+    suffixes = {".py", ".js", ".ts", ".go", ".java", ".c", ".rs"}
+    files = sorted(p for folder in folders for p in folder.rglob("*") if p.suffix in suffixes)
+    files = random.Random(seed).sample(files, min(max_files, len(files)))
+    secrets = SecretFilter()
+    lines = 0
+    findings: list[tuple[str, str]] = []
+    for path in files:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        for line in text.split("\n"):
+            lines += 1
+            findings += [(f.rule, line.strip()[:120]) for f in secrets.scan(line)]
+    rate = len(findings) / lines * 1e6 if lines else 0.0
+    print(
+        f"\nin the wild: {len(findings)} findings in {lines} lines of {len(files)} files "
+        f"({rate:.1f} per million lines)"
+    )
+    for rule, line in findings:
+        print(f"  {rule}: {line}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--passes", type=int, default=5, help="timing passes over the corpus")
     parser.add_argument("--by-kind", action="store_true", help="print misses per kind")
+    parser.add_argument(
+        "--wild", nargs="*", type=Path, default=[], help="also scan real code under these folders"
+    )
+    parser.add_argument("--wild-files", type=int, default=2500)
     args = parser.parse_args()
     samples = corpus()
     texts = suggestions(samples)
@@ -165,6 +199,8 @@ def main() -> int:
     if args.by_kind:
         for name, missed, flagged in details:
             print(f"\n{name}: missed {dict(missed)}\n{name}: flagged {dict(flagged)}")
+    if args.wild:
+        in_the_wild(args.wild, args.wild_files, seed=1)
     return 0
 
 

@@ -97,10 +97,12 @@ DOCUMENTED_EXAMPLES = frozenset(
 )
 
 _INNER_EQUALS = re.compile(r"=[^=]")
+_ESCAPES = re.compile(r"(?:\\(?:u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|x[0-9a-fA-F]{2}|[0-7]{1,3}|.))+")
+_CONSTANT_NAME = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")
 _WORD_RUN = re.compile(r"[A-Z]?[a-z]{3,}(?<=[A-Za-z]{4})")
 _TEMPLATE_FIELD = re.compile(r"\{[\w.]*\}")
 _DUNDER = re.compile(r"__\w+__")
-_BRACKETED = re.compile(r"\[[A-Z0-9_ ]+\]")
+_BRACKETED = re.compile(r"\[[A-Z0-9_ ]+\]|\|[A-Z0-9_ ]+\||<\|[\w ]+\|>")
 # Character classes, groups, escapes and repetition counts: a regular expression.
 _REGEX = re.compile(r"\[[^\]]*-[^\]]*\]|\(\?|\\[dwsbDWS]|\{\d+(?:,\d*)?\}|\]\+|\]\*")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -148,7 +150,8 @@ def is_wordy(value: str) -> bool:
 
 def word_fraction(value: str) -> float:
     """The share of a value's letters that sit in word-like runs of four or more (a capital
-    and lowercase letters). Random base62 rarely exceeds 0.65; identifiers mostly do."""
+    and lowercase letters). Random base62 of 28+ characters exceeds 0.6 about once in a
+    hundred; identifiers mostly do."""
     letters = sum(c.isalpha() for c in value)
     if not letters:
         return 0.0
@@ -168,6 +171,14 @@ def _encodes_text(value: str) -> bool:
     return len(decoded) >= 12 and printable >= 0.95 * len(decoded)
 
 
+def is_snake_name(value: str) -> bool:
+    """A snake_case name: two or more of its "_"-separated parts are lowercase words, which
+    the parts of random base64url almost never are ("test_sce_NCd1d2_mean_weight")."""
+    parts = value.split("_")
+    words = [p for p in parts if len(p) >= 3 and p.isalpha() and p.islower()]
+    return len(words) >= 2 and sum(len(w) for w in words) >= 0.4 * len(value)
+
+
 def is_regex(value: str) -> bool:
     return _REGEX.search(value) is not None
 
@@ -183,6 +194,8 @@ def is_literal_credential(value: str) -> bool:
         return False  # a path, or a shell variable
     if re.fullmatch(r"#[0-9a-fA-F]{3,8}", value):
         return False  # a colour
+    if _ESCAPES.fullmatch(value):
+        return False  # escape sequences: "\\u0120"
     if is_regex(value) or ("/" in value and is_wordy(value)):
         return False  # a pattern, or a path of names ("org/model-name")
     if re.fullmatch(r"[A-Za-z_][\w.]*\(.*\)", value):
@@ -193,7 +206,7 @@ def is_literal_credential(value: str) -> bool:
         return False  # the hash of a password, stored to check it, not the password
     # Words, identifiers and header names ("bearer", "read_write", "Passwort",
     # "X-Access-Token") name things.
-    return not re.fullmatch(r"[A-Za-z][a-z_\-.]*|[A-Za-z]+(?:-[A-Za-z]+)+", value)
+    return not re.fullmatch(r"[#@:./]?[A-Za-z][a-z_\-.]*|[A-Za-z]+(?:-[A-Za-z]+)+", value)
 
 
 # -- names that say "secret" -----------------------------------------------------------------
@@ -428,6 +441,12 @@ def _assignment(match: re.Match[str]) -> bool:
     return is_literal_credential(value)
 
 
+def _key_block(match: re.Match[str]) -> bool:
+    """A key block, unless what follows its first line is a placeholder ("XXXX", "...")."""
+    body = match.string[match.end() : match.end() + 80]
+    return not any(mark in body for mark in ("XXXX", "xxxx", "...", "<", "…"))
+
+
 def _url_password(match: re.Match[str]) -> bool:
     password = match.group("secret")
     if password == match.group("user") or is_placeholder(password):
@@ -467,8 +486,10 @@ def _high_entropy(match: re.Match[str]) -> bool:
         ("+" in value or "/" in value) and ("-" in value or "_" in value)
     ):
         return False
-    if is_placeholder(value) or _UUID.search(value) or word_fraction(value) >= 0.65:
-        return False  # an identifier ("PPDocLayoutV4FrozenBatchNorm2d") or a placeholder
+    if _CONSTANT_NAME.fullmatch(value) or word_fraction(value) >= 0.6 or is_snake_name(value):
+        return False  # an identifier: "PPDocLayoutV4FrozenBatchNorm2d", "AT_BUILD_VEC256"
+    if is_placeholder(value) or _UUID.search(value):
+        return False
     threshold = min(4.2, 0.8 * len(set(value)).bit_length())
     if shannon_entropy(value) < threshold or not looks_random(value, 3.5):
         return False
@@ -710,6 +731,7 @@ RULES: tuple[Rule, ...] = (
         "private_key_block",
         re.compile(r"(?P<secret>-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----)"),
         ("PRIVATE KEY",),
+        validate=_key_block,
     ),
     Rule(
         "huggingface_token",

@@ -19,6 +19,7 @@ from pygls.protocol import default_converter
 from pytest_lsp import LanguageClient, client_capabilities
 from pytest_lsp.client import register_lsp_features
 
+from onnx_models.graph_builder import GraphOptions
 from onnx_models.install import ensure_model
 from onnx_models.paths import downloads_dir
 from onnx_models.registry import DEFAULT_MODEL, KNOWN_MODELS
@@ -28,6 +29,12 @@ from onnx_models.registry import DEFAULT_MODEL, KNOWN_MODELS
 def model_dir() -> Path:
     """The built default model (ONNX graph, tokenizer.json, manifest)."""
     return ensure_model(DEFAULT_MODEL)
+
+
+@pytest.fixture(scope="session")
+def fp32_model_dir() -> Path:
+    """The default model with float32 weights and activations: the reference for parity."""
+    return ensure_model(DEFAULT_MODEL, options=GraphOptions(weights="fp32"))
 
 
 @pytest.fixture(scope="session")

@@ -1,18 +1,15 @@
-"""4-bit blocks: GGUF Q4_1 carried bit for bit, and the MatMulNBits graph equal to float32."""
+"""4-bit blocks: GGUF Q4_1 carried bit for bit; the shipped MatMulNBits graph equals float32."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-import pytest
 from gguf import GGMLQuantizationType, GGUFReader
 from gguf.quants import dequantize
 
 from onnx_models.block_quant import BlockQuant, from_q4_1_bytes, quantize
 from onnx_models.engine import Engine
-from onnx_models.graph_builder import GraphOptions
-from onnx_models.model_builder import build_model_folder
 
 
 def test_q4_1_tensors_are_read_exactly(gguf_path: Path) -> None:
@@ -31,21 +28,15 @@ def test_quantize_round_trips_within_half_a_step() -> None:
     assert BlockQuant.concat([blocks, blocks]).shape == (16, 64)
 
 
-@pytest.fixture(scope="module")
-def q4_engine(gguf_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Engine:
-    folder = tmp_path_factory.mktemp("q4") / "model"
-    options = GraphOptions(weights="q4", lm_head="fp32", accuracy_level=0)
-    build_model_folder(gguf_path, folder, name="smollm2-q4", family="smollm2", options=options)
-    return Engine.load(folder)
-
-
-def test_q4_graph_computes_what_the_float_graph_computes(q4_engine: Engine, model_dir: Path):
-    fp32 = Engine.load(model_dir)
-    ids = fp32.tokenizer.encode("import json\n\n\ndef load(path):\n    with open(path) as f:\n").ids
+def test_shipped_graph_stays_close_to_float(model_dir: Path, fp32_model_dir: Path) -> None:
+    """The default (4-bit weights, float activations) computes what float32 computes."""
+    shipped, fp32 = Engine.load(model_dir), Engine.load(fp32_model_dir)
+    assert shipped.manifest.source["graph"] == "gqa-q4-head_fp32-acc0"
+    ids = fp32.tokenizer.encode("def mean(values):\n    return sum(values) / len(").ids
+    shipped.prefill(ids)
     fp32.prefill(ids)
-    q4_engine.prefill(ids)
     # Same Q4_1 weights, float activations: only summation order differs.
-    np.testing.assert_allclose(q4_engine.logits, fp32.logits, atol=2e-3, rtol=0)
+    np.testing.assert_allclose(shipped.logits, fp32.logits, atol=2e-3, rtol=0)
     a = fp32.generate(ids, max_new_tokens=16, stop_token_ids=frozenset())
-    b = q4_engine.generate(ids, max_new_tokens=16, stop_token_ids=frozenset())
+    b = shipped.generate(ids, max_new_tokens=16, stop_token_ids=frozenset())
     assert a.tokens == b.tokens

@@ -29,8 +29,8 @@ def test_portable_graph_uses_only_standard_operators(portable_dir: Path) -> None
     assert "SimplifiedLayerNormalization" not in {node.op_type for node in graph.node}
 
 
-def test_portable_graph_matches_the_default_graph(portable_dir: Path, model_dir: Path) -> None:
-    fast, portable = Engine.load(model_dir), Engine.load(portable_dir)
+def test_portable_graph_matches_the_contrib_graph(portable_dir: Path, fp32_model_dir: Path):
+    fast, portable = Engine.load(fp32_model_dir), Engine.load(portable_dir)
     assert not portable.manifest.kv.shared_buffer
     ids = fast.tokenizer.encode("class Queue:\n    def __init__(self):\n        self.items = ").ids
     fast.prefill(ids)

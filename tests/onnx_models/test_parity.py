@@ -44,8 +44,10 @@ def reference(gguf_path: Path):
 
 
 @pytest.fixture(scope="module")
-def engine(model_dir: Path) -> Engine:
-    return Engine.load(model_dir)
+def engine(fp32_model_dir: Path) -> Engine:
+    # The float32 graph: the shipped default quantises activations to int8 in its 4-bit
+    # MatMuls (accuracy level 4), which is not meant to match PyTorch to 1e-3.
+    return Engine.load(fp32_model_dir)
 
 
 def _prompt(engine: Engine) -> list[int]:

@@ -1,6 +1,7 @@
 """The `nexttoken` command: `serve` (the language server), `complete` (one suggestion from the
-shell, for trying a model and measuring it), `serve-model` (the model over an OpenAI-compatible
-HTTP API, see onnx_models/serving.py), `model install` (build a model into the cache).
+shell, for trying a model and measuring it), `bench` (latency lint and quality testbed through
+the server, see lsp_server/bench/), `serve-model` (the model over an OpenAI-compatible HTTP API,
+see onnx_models/serving.py), `model install` (build a model into the cache).
 
 Heavy imports (onnxruntime, the pipeline) happen inside the subcommands, so `--help` and
 `--version` answer at once. User mistakes end in one line on stderr and a nonzero exit, never
@@ -137,6 +138,12 @@ def run_complete(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_bench(args: argparse.Namespace) -> int:
+    from lsp_server.bench.command import run
+
+    return run(args)
+
+
 def run_serve_model(args: argparse.Namespace) -> int:
     from lsp_server.model_source import MODEL_ERRORS, resolve_model_dir
     from onnx_models.serving import ServeError, run
@@ -228,6 +235,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="most tokens to generate (default: %(default)s)",
     )
     complete.set_defaults(run=run_complete)
+
+    from lsp_server.bench.command import add_arguments as add_bench_arguments
+
+    bench = commands.add_parser(
+        "bench",
+        parents=[common],
+        help="time completions as an editor would see them, or score them (--quality)",
+    )
+    add_bench_arguments(bench)
+    bench.set_defaults(run=run_bench)
 
     from onnx_models.serving import add_arguments as add_serve_model_arguments
 

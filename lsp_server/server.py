@@ -5,6 +5,9 @@ It owns the protocol and nothing else. A handler takes the document from pygls' 
 turns the request into a plain `CompletionRequest`, hands it to the inference worker and
 converts the answer back. Prompting, decoding and stopping live in `completion/`. Nothing a
 client sends may stop the server: bad input ends in an empty answer and a log line.
+
+One request of our own, `nexttoken/lastStats`, answers with the stats of the most recent
+generations and the model in use, so that `nexttoken bench` can measure what an editor sees.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -27,7 +31,7 @@ from pygls.uris import to_fs_path
 from pygls.workspace import TextDocument, Workspace
 
 from completion.pipeline import CompletionCancelled
-from completion.request import CompletionResult, Position
+from completion.request import CompletionResult, CompletionStats, Position
 from lsp_server import __version__
 from lsp_server.acceptance_stats import (
     AcceptanceStats,
@@ -73,6 +77,9 @@ DID_SHOW_COMPLETION = "textDocument/didShowCompletion"
 DID_PARTIALLY_ACCEPT_COMPLETION = "textDocument/didPartiallyAcceptCompletion"
 STATS = "nexttoken/stats"
 TYPING_THROUGH = "typing_through"  # the `source` of an answer that skipped the model
+LAST_STATS = "nexttoken/lastStats"
+# Enough for every keystroke of one bench position between two `nexttoken/lastStats` calls.
+RECENT_COMPLETIONS = 64
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,30 @@ class Suggestion:
     range: types.Range
     typed: str  # document text from the range's start to the cursor (for client-side filtering)
     item_id: str = ""  # for acceptance statistics: the argument of the item's command
+
+
+@dataclass(frozen=True)
+class CompletionRecord:
+    """One finished generation, for `nexttoken/lastStats`; a client matches it to its request
+    by document and position."""
+
+    sequence: int  # counts up from 1 over the server's life
+    uri: str
+    position: types.Position
+    stats: CompletionStats
+    # "model"; an answer served without running the model (typing through a suggestion
+    # already shown) will say so here.
+    source: str = "model"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sequence": self.sequence,
+            "uri": self.uri,
+            "line": self.position.line,
+            "character": self.position.character,
+            "source": self.source,
+            "stats": asdict(self.stats),
+        }
 
 
 class LspTextDocument(TextDocument):
@@ -171,6 +202,7 @@ class NextTokenServer(LanguageServer):
         self.shown = ShownSuggestions()
         self._offered: dict[str, tuple[str, ShownSuggestion]] = {}
         self._retention_tasks: set[asyncio.Task[None]] = set()
+        self.recent_completions: deque[CompletionRecord] = deque(maxlen=RECENT_COMPLETIONS)
         self.indexing = WorkspaceIndexing(self)
 
     def shutdown(self) -> None:
@@ -330,6 +362,7 @@ class NextTokenServer(LanguageServer):
         suggestions: list[Suggestion] = []
         for result in results:
             self.log_to_client(f"completion: {describe_stats(result.stats)}")
+            self.record_completion(uri, position, result.stats)
             suggestion = _to_suggestion(snapshot.text, window, cursor, result, encoding)
             replace_end = window.document_offset(result.end)
             if suggestion is not None and replace_end is not None:
@@ -338,6 +371,12 @@ class NextTokenServer(LanguageServer):
                 )
                 suggestions.append(offered)
         return suggestions
+
+    def record_completion(
+        self, uri: str, position: types.Position, stats: CompletionStats, source: str = "model"
+    ) -> None:
+        last = self.recent_completions[-1].sequence if self.recent_completions else 0
+        self.recent_completions.append(CompletionRecord(last + 1, uri, position, stats, source))
 
     def _typed_through(
         self,
@@ -362,6 +401,8 @@ class NextTokenServer(LanguageServer):
         milliseconds = (time.perf_counter() - started) * 1000
         typed = len(continuation.typed)
         self.log_to_client(f"completion: typed through ({typed} characters, {milliseconds:.1f} ms)")
+        stats = CompletionStats(total_ms=milliseconds, stop_reason=TYPING_THROUGH)
+        self.record_completion(uri, position, stats, source=TYPING_THROUGH)
         return self._offer(uri, snapshot, cursor, continuation.replace_end, suggestion, first=True)
 
     def _offer(
@@ -437,6 +478,24 @@ class NextTokenServer(LanguageServer):
             "statsFile": str(store.path) if store is not None else None,
             "typingThroughAnswers": self.typing_through_answers,
             "debounce": asdict(self.debounce.state()),
+        }
+
+    def model_description(self) -> dict[str, str] | None:
+        """The loaded model's name and execution provider; None before it is loaded."""
+        if self._backend is None or not self._backend.done():
+            return None
+        backend = self._backend.result()
+        if backend is None:
+            return None
+        # Duck-typed: a CompletionBackend need not be the ONNX pipeline (tests script one).
+        manifest = getattr(backend, "manifest", None)
+        engine = getattr(backend, "engine", None)
+        session = getattr(engine, "session", None)
+        providers = session.get_providers() if session is not None else []
+        return {
+            "name": str(getattr(manifest, "name", "")),
+            "folder": str(getattr(engine, "model_dir", self._loaded_model_dir)),
+            "execution_provider": providers[0] if providers else "",
         }
 
     async def _snapshot(self, uri: str) -> DocumentSnapshot | None:
@@ -674,6 +733,13 @@ def statistics(ls: NextTokenServer, params: object) -> dict[str, Any]:
     return ls.statistics()
 
 
+def last_stats(ls: NextTokenServer, params: object) -> dict[str, Any]:
+    return {
+        "model": ls.model_description(),
+        "completions": [record.to_json() for record in ls.recent_completions],
+    }
+
+
 def create_server(
     settings: ServerSettings | None = None, load_backend: BackendLoader = load_pipeline
 ) -> NextTokenServer:
@@ -692,4 +758,5 @@ def create_server(
     server.feature(DID_SHOW_COMPLETION)(did_show_completion)
     server.feature(DID_PARTIALLY_ACCEPT_COMPLETION)(did_partially_accept_completion)
     server.feature(STATS)(statistics)
+    server.feature(LAST_STATS)(last_stats)
     return server

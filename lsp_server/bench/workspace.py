@@ -1,10 +1,10 @@
 """Which files of a workspace the bench types into, and where the cursor goes.
 
-Files are the workspace's source files (by suffix) that git would track: `.gitignore` files are
-honoured at every level, `.git/` is skipped. Positions are sampled with a seeded generator
-from a sorted file list, so the same seed on the same tree gives the same positions, and they
-rotate over languages first and files second, so a repository mostly in one language still
-gets its other languages measured. This module reads files; it never talks to the server.
+Files are the workspace's source files as the workspace index finds them (`indexer.walk`:
+`.gitignore` at every level, no vendored, generated or secret files). Positions are sampled
+with a seeded generator from a sorted file list, so the same seed on the same tree gives the
+same positions, and languages take turns, so a repository mostly in one language still gets
+its other languages measured. This module reads files; it never talks to the server.
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from itertools import zip_longest
 from pathlib import Path
 
-import pathspec
-
+from indexer.walk import WalkOptions, WorkspaceRules
 from lsp_server.documents import (
     LANGUAGE_BY_SUFFIX,
     UTF16,
@@ -27,22 +26,11 @@ from lsp_server.documents import (
     read_source_file,
 )
 
-# Languages the bench types into: code, not prose or configuration.
-NOT_SOURCE = frozenset({"markdown", "json", "toml", "yaml"})
 # Lines that are only a comment: a completion model is not asked to finish those in a bench.
-COMMENT_STARTS: dict[str, tuple[str, ...]] = {
-    "python": ("#",),
-    "shellscript": ("#",),
-    "ruby": ("#",),
-    "lua": ("--",),
-}
+COMMENT_STARTS: dict[str, tuple[str, ...]] = {"python": ("#",)}
 C_LIKE_COMMENTS = ("//", "/*", "*")
 # Bigger files are generated or vendored more often than written by hand.
 MAX_SOURCE_BYTES = 512 * 1024
-
-
-class NoSourceFiles(Exception):
-    """The workspace has no source file the bench can use."""
 
 
 @dataclass(frozen=True)
@@ -68,74 +56,45 @@ class CursorPosition:
         return f"{self.file.relative}:{self.line + 1}:{self.column}"
 
 
-class _GitIgnores:
-    """The ignore rules in force in one directory: its own `.gitignore` and its parents'."""
-
-    def __init__(self, rules: tuple[tuple[Path, pathspec.PathSpec], ...] = ()) -> None:
-        self._rules = rules  # (directory, spec), outermost first
-
-    def adding(self, directory: Path, rules_file: Path) -> _GitIgnores:
-        try:
-            lines = rules_file.read_text(encoding="utf-8", errors="replace").splitlines()
-        except OSError:
-            return self
-        spec = pathspec.GitIgnoreSpec.from_lines(lines)
-        return _GitIgnores((*self._rules, (directory, spec)))
-
-    def entering(self, directory: Path) -> _GitIgnores:
-        return self.adding(directory, directory / ".gitignore")
-
-    def ignores(self, path: Path, is_dir: bool) -> bool:
-        # The innermost file with a matching rule decides, as in git.
-        for directory, spec in reversed(self._rules):
-            relative = path.relative_to(directory).as_posix() + ("/" if is_dir else "")
-            decision = spec.check_file(relative).include
-            if decision is not None:
-                return decision
-        return False
-
-
 def workspace_files(root: Path) -> Iterator[Path]:
-    """Every file under `root` that git would not ignore, in sorted order."""
-    root = root.resolve()
-    # .git/info/exclude ranks below the root's .gitignore, so it goes first.
-    ignores = _GitIgnores().adding(root, root / ".git" / "info" / "exclude").entering(root)
-    yield from _walk(root, ignores)
-
-
-def _walk(directory: Path, ignores: _GitIgnores) -> Iterator[Path]:
-    try:
-        entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
-    except OSError:
-        return
-    for entry in entries:
-        path = Path(entry.path)
-        # Links are skipped: they lead out of the workspace or to a file listed anyway.
-        if entry.is_symlink():
+    """Every file under `root` that git would not ignore, in name order (what a test run in a
+    copy of the workspace may need: data files too, but no build output)."""
+    rules = WorkspaceRules(root)
+    stack = [rules.root]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda entry: entry.name)
+        except OSError:
             continue
-        if entry.is_dir():
-            if entry.name == ".git" or ignores.ignores(path, is_dir=True):
+        folders = []
+        for entry in entries:
+            path = Path(entry.path)
+            relative = path.relative_to(rules.root).as_posix()
+            # Links are skipped: they lead out of the workspace or to a file listed anyway.
+            if entry.is_symlink():
                 continue
-            yield from _walk(path, ignores.entering(path))
-        elif entry.is_file() and not ignores.ignores(path, is_dir=False):
-            yield path
+            if entry.is_dir():
+                if entry.name != ".git" and not rules.ignored(relative, is_folder=True):
+                    folders.append(path)
+            elif entry.is_file() and not rules.ignored(relative, is_folder=False):
+                yield path
+        stack.extend(reversed(folders))
 
 
 def source_files(root: Path) -> list[SourceFile]:
-    """The workspace's source files in a language the server knows, sorted by path."""
-    root = root.resolve()
+    """The files the bench types into: those the workspace index reads (source code, by the
+    index's own rules: .gitignore, no vendored, generated or secret files), in a language the
+    server names, sorted by path."""
+    rules = WorkspaceRules(root, WalkOptions(max_file_bytes=MAX_SOURCE_BYTES))
     found = []
-    for path in workspace_files(root):
+    for file in rules.walk():
+        path = rules.root / file.path
         language_id = LANGUAGE_BY_SUFFIX.get(path.suffix.lower(), "")
-        if not language_id or language_id in NOT_SOURCE:
-            continue
-        try:
-            if path.stat().st_size > MAX_SOURCE_BYTES:
-                continue
-        except OSError:
-            continue
-        found.append(SourceFile(path, path.relative_to(root).as_posix(), language_id))
-    return found
+        if language_id:
+            found.append(SourceFile(path, file.path, language_id))
+    return sorted(found, key=lambda file: file.relative)
 
 
 def read_text(file: SourceFile) -> str | None:

@@ -14,11 +14,11 @@ import os
 import shlex
 import sys
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lsp_server.cli import EXIT_FAILURE, CliError
+from lsp_server.cli import EXIT_FAILURE, CliError, _positive_int
 
 if TYPE_CHECKING:
     from lsp_server.bench.client import BenchClient
@@ -39,12 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "workspace", nargs="?", default=".", metavar="WORKSPACE", help="default: the current folder"
     )
     parser.add_argument(
-        "--positions", type=_at_least(1), default=20, metavar="N", help="cursor positions (20)"
+        "--positions", type=_positive_int, default=20, metavar="N", help="cursor positions (20)"
     )
     parser.add_argument(
         "--keystrokes",
         "-k",
-        type=_at_least(1),
+        type=_positive_int,
         default=4,
         metavar="K",
         help="characters typed at each position, one request each (4)",
@@ -87,7 +87,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="fill holes punched with tree-sitter instead of timing keystrokes",
     )
     quality.add_argument(
-        "--holes", type=_at_least(1), default=20, metavar="N", help="holes to fill (20)"
+        "--holes", type=_positive_int, default=20, metavar="N", help="holes to fill (20)"
     )
     quality.add_argument(
         "--test-cmd",
@@ -101,19 +101,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="longest run of the test command (600)",
     )
-
-
-def _at_least(low: int) -> Callable[[str], int]:
-    def parse(value: str) -> int:
-        try:
-            number = int(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-        if number < low:
-            raise argparse.ArgumentTypeError(f"expected at least {low}, got {number}")
-        return number
-
-    return parse
 
 
 def _non_negative_float(value: str) -> float:

@@ -31,7 +31,13 @@ from tree_sitter import Language, Node, Parser
 from completion.languages import LANGUAGES, language_for
 from completion.request import Position
 from lsp_server.bench.client import BenchClient
-from lsp_server.bench.workspace import SourceFile, read_text, rotation, workspace_files
+from lsp_server.bench.workspace import (
+    SourceFile,
+    is_word_char,
+    read_text,
+    rotation,
+    workspace_files,
+)
 from lsp_server.documents import UTF16, offset_at, position_at
 
 BLOCK_LINES = (2, 8)  # a block hole spans this many lines, both ends included
@@ -165,7 +171,7 @@ def hole_candidates(
             line = text[start:end].rstrip("\r")
             # The hole starts at a token boundary within the first two thirds of the line.
             reach = max(1, 2 * len(line) // 3)
-            starts = [0] + [i for i in range(1, reach) if not _word_char(line[i - 1])]
+            starts = [0] + [i for i in range(1, reach) if not is_word_char(line[i - 1])]
             cut = rng.choice(starts)
             if len(line[cut:].strip()) >= LINE_HOLE_MIN_CHARS:
                 found["line"].append((start + cut, start + len(line)))
@@ -185,10 +191,6 @@ def _only_a_string(node: Node) -> bool:
     """A docstring or a directive ("use strict"): prose, which no server is asked to write."""
     children = node.named_children
     return len(children) == 1 and "string" in children[0].type
-
-
-def _word_char(char: str) -> bool:
-    return char.isalnum() or char == "_"
 
 
 def sample_holes(files: Sequence[SourceFile], count: int, seed: int) -> list[Hole]:

@@ -61,7 +61,7 @@ class PositionRun:
     samples: tuple[RequestSample, ...] = field(default_factory=tuple)
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Sent:
     keystroke: int
     line: int

@@ -132,11 +132,11 @@ def stopping_points(line: str, keystrokes: int) -> list[int]:
     return [
         column
         for column in range(earliest, len(line) + 1)
-        if column == len(line) or not _is_word_char(line[column])
+        if column == len(line) or not is_word_char(line[column])
     ]
 
 
-def _is_word_char(char: str) -> bool:
+def is_word_char(char: str) -> bool:
     return char.isalnum() or char == "_"
 
 

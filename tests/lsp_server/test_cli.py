@@ -151,3 +151,15 @@ async def _served_port(server: asyncio.subprocess.Process) -> int:
         if match := re.search(rb"Serving on \('127\.0\.0\.1', (\d+)\)", line):
             return int(match.group(1))
     raise AssertionError("the server exited without listening")
+
+
+def test_model_install_rejects_impossible_graph_options(capsys: pytest.CaptureFixture[str]):
+    assert main(["model", "install", "--attention", "portable"]) == 2
+    assert "no q4 weights" in capsys.readouterr().err
+
+
+def test_model_install_prints_the_built_default(
+    model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["model", "install"]) == 0
+    assert capsys.readouterr().out.strip() == str(model_dir)

@@ -5,16 +5,19 @@ model was trained, so no answer can come from memory), indexes it, and picks cur
 where the rest of the line uses a symbol defined in another file of the repository and not in
 the file itself: the cursor sits right before that symbol, and the rest of the line is removed
 from the document, as when it is being typed. Each case is completed by the real pipeline
-twice, interleaved, at the same prompt budget (`PromptBudget()`: 1024 prefix tokens, of which
-384 go to the context when there is any): without repository context, and with it. Optionally
-(`--neighbours`) a third arm also opens the files the current file imports, as an editor's
-tabs would be, so that similar chunks from them can be chosen too.
+once per arm, interleaved, at the same prompt budget (`PromptBudget()`: 1024 prefix tokens,
+of which the context may take up to 384, leaving what it does not use to the prefix). Arms
+(`--arms`): `none` (no repository context), `context`, `context+open` (the files the current
+file imports are open, as an editor's tabs would be, so similar chunks from them can be
+chosen), `context-comments` (context framed by path comments instead of the model's
+`<filename>` token, for the file too), `context-192` (at most 192 tokens of context).
 
 Reported per arm: exact match of the rest of the line, edit similarity (difflib ratio),
 whether the cross-file symbol was produced at all, median latency (cold: the KV cache is
 emptied before every completion so no arm profits from another), median prompt tokens; and
 per case, wins and losses of the context arm. Cases are seeded and written out (--cases) so a
 run can be repeated. Run: python benchmarks/context_uplift.py [--repo DIR] [--cases-max 120]
+[--arms none,context,context-comments]
 """
 
 from __future__ import annotations
@@ -34,11 +37,12 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from tree_sitter import QueryCursor
+from tree_sitter import Node, QueryCursor
 
 from completion.context import ContextRetriever, import_bindings
 from completion.cursor import index_to_utf16
 from completion.pipeline import CompletionPipeline, PipelineSettings
+from completion.prompt import PromptBudget
 from completion.request import CompletionRequest, Position
 from indexer.extract import parser_for
 from indexer.index import IndexOptions, WorkspaceIndex
@@ -46,7 +50,23 @@ from indexer.languages import language_for_path, load
 from onnx_models.install import ensure_model
 
 REPO = Path(__file__).resolve().parent.parent
-ARMS = ("none", "context")
+
+
+@dataclass(frozen=True)
+class Arm:
+    context: bool = True
+    open_imports: bool = False
+    framing: str = "filename"
+    context_tokens: int = PromptBudget().context_tokens
+
+
+ARMS = {
+    "none": Arm(context=False),
+    "context": Arm(),
+    "context+open": Arm(open_imports=True),
+    "context-comments": Arm(framing="none"),
+    "context-192": Arm(context_tokens=192),
+}
 MIN_TARGET_CHARS = 4
 MAX_TARGET_CHARS = 80
 MIN_NAME_CHARS = 4
@@ -141,8 +161,8 @@ def build_cases(
             stripped = line.strip()
             if row_number in seen_lines or not MIN_TARGET_CHARS <= len(target) <= MAX_TARGET_CHARS:
                 continue
-            if stripped.startswith(("import ", "from ", "#", '"', "'")):
-                continue
+            if stripped.startswith(("#", '"', "'")) or inside_import(node):
+                continue  # naming a thing in an import (even on a later line) is no use
             seen_lines.add(row_number)
             by_file[relative].append(
                 Case(relative, row_number, column, target, name, sorted(owners)[0])
@@ -154,6 +174,15 @@ def build_cases(
         cases += rng.sample(found, min(per_file, len(found)))
     rng.shuffle(cases)
     return cases[:max_cases]
+
+
+def inside_import(node: Node) -> bool:
+    parent = node.parent
+    while parent is not None:
+        if "import" in parent.type:
+            return True
+        parent = parent.parent
+    return False
 
 
 def request_for(root: Path, case: Case, repo_name: str) -> CompletionRequest:
@@ -182,11 +211,14 @@ def main() -> None:
     parser.add_argument("--cases-max", type=int, default=120)
     parser.add_argument("--per-file", type=int, default=4)
     parser.add_argument("--seed", type=int, default=11)
-    parser.add_argument("--neighbours", action="store_true", help="also the opened-tabs arm")
+    parser.add_argument("--arms", default="none,context", help=f"of {', '.join(ARMS)}")
     parser.add_argument("--cases", type=Path, help="write the cases and predictions here")
     args = parser.parse_args()
 
-    arms = ARMS + ("context+open",) if args.neighbours else ARMS
+    arms = tuple(args.arms.split(","))
+    unknown = set(arms) - set(ARMS)
+    if unknown or arms[0] != "none":
+        raise SystemExit(f"--arms: start with none, then any of {', '.join(ARMS)}")
     print(f"load average {os.getloadavg()}")
     with tempfile.TemporaryDirectory(prefix="nexttoken-uplift-") as scratch:
         root = Path(scratch) / args.repo.resolve().name
@@ -220,7 +252,7 @@ def main() -> None:
 
 
 def run_arm(
-    arm: str,
+    name: str,
     case: Case,
     request: CompletionRequest,
     pipeline: CompletionPipeline,
@@ -228,11 +260,16 @@ def run_arm(
     index: WorkspaceIndex,
     root: Path,
 ) -> dict:
+    arm = ARMS[name]
     retrieval_ms = 0.0
-    if arm != "none":
+    pipeline.settings = PipelineSettings(
+        framing=arm.framing,
+        budget=dataclasses.replace(PromptBudget(), context_tokens=arm.context_tokens),
+    )
+    if arm.context:
         # Each case starts with no editor tabs; the open arm then opens what the file imports.
         index.forget_recent_documents()
-        if arm == "context+open":
+        if arm.open_imports:
             for relative in imported_files(index, case.path):
                 index.document_changed(root / relative, (root / relative).read_text())
         started = time.perf_counter()

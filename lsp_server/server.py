@@ -209,8 +209,8 @@ class NextTokenServer(LanguageServer):
         """Also when the client just goes away (end of stdin, closed socket): a generation in
         flight stops at its next step instead of holding up the exit."""
         self.inference.close()
-        self.save_stats()
         self.indexing.stop()
+        self.save_stats()
         super().shutdown()
 
     # -- settings ------------------------------------------------------------------------------
@@ -339,6 +339,11 @@ class NextTokenServer(LanguageServer):
             language_id=snapshot.language_id,
             max_new_tokens=settings.max_new_tokens,
         )
+        # The pipeline keeps the workspace's .env-type values out of prompts and suggestions.
+        doc_path = document_path(uri)
+        root = containing_root(doc_path, self.workspace_roots()) if doc_path else None
+        if root is not None:
+            request = replace(request, workspace=str(root))
         wait_ms = settings.debounce_ms or (rhythm.wait_ms if settings.adaptive_debounce else 0)
         if wait_ms and not invoked:
             await asyncio.sleep(wait_ms / 1000)

@@ -5,7 +5,9 @@ verifies a draft in one forward pass and keeps the longest prefix greedy decodin
 
 from __future__ import annotations
 
-NGRAM_SIZES = (3, 2)
+# Trigrams only: bigram drafts were accepted too rarely to pay for their verification on a CPU
+# (benchmarks/README.md, "Engine").
+NGRAM_SIZES = (3,)
 
 
 class PromptLookup:

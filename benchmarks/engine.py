@@ -25,6 +25,7 @@ import json
 import math
 import os
 import resource
+import shlex
 import statistics
 import subprocess
 import sys
@@ -56,12 +57,16 @@ def common_prefix(a: list[int], b: list[int]) -> int:
     return n
 
 
-def rss_kb() -> int:
+def rss_kb(field: str = "VmRSS") -> int:
+    """This process's resident set (VmRSS) or its peak (VmHWM), in KiB.
+
+    VmHWM belongs to this address space; ru_maxrss would carry over the parent's peak across
+    exec (Linux folds it in), so a worker started by a big parent would report the parent's."""
     with open("/proc/self/status", encoding="ascii") as fh:
         for line in fh:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
-    return 0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss if field == "VmHWM" else 0
 
 
 # -- workers: one engine each -------------------------------------------------------------------
@@ -502,8 +507,7 @@ def worker_main(kind: str, model: str, threads: int, options: dict[str, str]) ->
                 _, _, tokens = runner.request(ids[: msg["prompt"]], msg["new"])
                 answer({"tokens": tokens})
             elif op == "memory":
-                peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-                answer({"peak_rss_kb": peak, "rss_kb": rss_kb()})
+                answer({"peak_rss_kb": rss_kb("VmHWM"), "rss_kb": rss_kb()})
             elif op == "quit":
                 answer({})
                 return
@@ -523,6 +527,7 @@ class EngineSpec:
     model: str
     python: str
     options: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)  # "" removes a variable
 
 
 class Worker:
@@ -540,6 +545,11 @@ class Worker:
         # No busy-waiting anywhere, as our sessions run (allow_spinning 0): llama.cpp and
         # PyTorch wait at OpenMP barriers, which spin by default and collapse on a busy box.
         env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        for key, value in spec.env.items():
+            if value:
+                env[key] = value
+            else:
+                env.pop(key, None)
         self._log = self.log_path.open("w")
         self.proc = subprocess.Popen(
             cmd,
@@ -774,6 +784,10 @@ def engine_specs(args: argparse.Namespace) -> list[EngineSpec]:
     if "llama" in wanted:
         options = {"extra_bufts": "1"} if args.llama_extra_bufts else {}
         specs.append(EngineSpec("llama.cpp Q4_1", "llama", gguf, peers_python, options))
+        if args.llama_spin:
+            spin = EngineSpec("llama.cpp Q4_1 spinning", "llama", gguf, peers_python, options)
+            spin.env["OMP_WAIT_POLICY"] = ""  # OpenMP's default: spin, then sleep
+            specs.append(spin)
         if args.llama_flash_attn:
             options = {**options, "flash_attn": "1"}
             specs.append(EngineSpec("llama.cpp Q4_1 FA", "llama", gguf, peers_python, options))
@@ -805,6 +819,9 @@ def main() -> None:
     parser.add_argument("--peers-dir", type=Path, default=Path("/work/peers"))
     parser.add_argument("--prepare", action="store_true", help="build missing peer graphs")
     parser.add_argument("--llama-flash-attn", action="store_true", help="also llama.cpp with FA")
+    parser.add_argument(
+        "--llama-spin", action="store_true", help="also llama.cpp with OpenMP's default waiting"
+    )
     parser.add_argument(
         "--llama-extra-bufts", action="store_true", help="let llama.cpp use AMX/repacked weights"
     )
@@ -951,7 +968,7 @@ def report(specs: list[EngineSpec], plan: RoundPlan, args: argparse.Namespace) -
         log(f"  {label}: {version}, load {load_s[label]:.1f} s")
     if args.json:
         payload = {
-            "command": " ".join([Path(sys.executable).name, *sys.argv]),
+            "command": shlex.join(["python", *sys.argv]),
             "plan": vars(plan),
             "threads": args.threads,
             "versions": versions,

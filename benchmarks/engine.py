@@ -675,6 +675,35 @@ def markdown(summaries: list[dict[str, Any]], plan: RoundPlan, cpu: bool = False
     return "\n".join(lines)
 
 
+def compact_json(payload: dict[str, Any]) -> str:
+    """One line per engine and per top-level key, floats to 0.1: small, and diffs read well."""
+
+    def rounded(x: Any) -> Any:
+        if isinstance(x, float):
+            return round(x, 1)
+        if isinstance(x, dict):
+            return {k: rounded(v) for k, v in x.items()}
+        if isinstance(x, list):
+            return [rounded(v) for v in x]
+        return x
+
+    lines = []
+    for key, value in rounded(payload).items():
+        if (
+            isinstance(value, dict)
+            and value
+            and all(isinstance(v, dict | list) for v in value.values())
+        ):
+            inner = ",\n".join(f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in value.items())
+            lines.append(f"{json.dumps(key)}: {{\n{inner}\n }}")
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            inner = ",\n".join(f"  {json.dumps(v)}" for v in value)
+            lines.append(f"{json.dumps(key)}: [\n{inner}\n ]")
+        else:
+            lines.append(f"{json.dumps(key)}: {json.dumps(value)}")
+    return "{\n " + ",\n ".join(lines) + "\n}\n"
+
+
 def parse_spec(text: str, default_label: str) -> tuple[str, str]:
     """`LABEL=PATH` or `PATH` (a `graph:...` spec without a label is a PATH)."""
     if "=" in text and not text.startswith("graph:"):
@@ -979,7 +1008,7 @@ def report(specs: list[EngineSpec], plan: RoundPlan, args: argparse.Namespace) -
             "not_measured": {**skipped, **failed},
             "samples": rounds,
         }
-        args.json.write_text(json.dumps(payload, indent=1) + "\n")
+        args.json.write_text(compact_json(payload))
         log(f"wrote {args.json}")
 
 

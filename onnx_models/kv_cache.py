@@ -104,11 +104,6 @@ class KvCache:
     def rewind(self, length: int) -> None:
         del self.tokens[length:]
 
-    def nbytes(self) -> int:
-        lay = self.layout
-        per_token = 2 * lay.num_layers * lay.num_kv_heads * lay.head_dim * 4
-        return per_token * self.capacity
-
 
 class ConcatKvCache:
     """Cache for graphs that return the whole present tensor: it replaces the past each call,

@@ -865,10 +865,6 @@ def main() -> None:
     parser.add_argument("--option", action="append", default=[], help=argparse.SUPPRESS)
     parser.add_argument("--export-hf", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    # This folder is sys.path[0]; its scripts (secrets.py, ...) must not shadow the stdlib.
-    here = Path(__file__).resolve().parent
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
-
     if args.worker:
         options = dict(o.split("=", 1) for o in args.option)
         worker_main(args.worker, args.model, args.threads, options)

@@ -1,7 +1,7 @@
 """The labelled corpus (tests/data/secrets/generate_corpus.py): the seed builds the same one
 every time, it is as big and varied as the issue asks, and the filter meets the recall and
 false-positive targets on it. The timing targets and the comparison with detect-secrets are
-benchmarks/secrets.py.
+benchmarks/secret_filter.py.
 """
 
 from __future__ import annotations

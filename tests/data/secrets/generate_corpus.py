@@ -7,7 +7,7 @@ JWTs decode to JSON, Azure keys are base64 of the right length). Negatives are t
 filter must let through: placeholders, references to the environment, hashes and ids,
 documented example keys, public keys, secret-sounding names holding no secret.
 
-The corpus is built in memory by the tests and by benchmarks/secrets.py, never committed:
+The corpus is built in memory by the tests and by benchmarks/secret_filter.py, never committed:
 its credentials are well-formed, and a host's secret scanning would reject the push.
 Run: python tests/data/secrets/generate_corpus.py [--out corpus.jsonl]   (counts; --out also
 writes the samples, one JSON object a line, for reading)

@@ -10,7 +10,7 @@ over each suggestion's fastest pass, which leaves out what other processes took.
 `--wild FOLDER...` also counts findings per million lines of real code (which holds almost
 no credentials) and prints them, a false-positive check outside the corpus.
 
-Needs the `bench` extra (pip install -e '.[bench]'). Run: python benchmarks/secrets.py
+Needs the `bench` extra (pip install -e '.[bench]'). Run: python benchmarks/secret_filter.py
 """
 
 from __future__ import annotations

@@ -40,8 +40,8 @@ from pathlib import Path
 from tree_sitter import Node, QueryCursor
 
 from completion.context import ContextRetriever, import_bindings
-from completion.cursor import index_to_utf16
 from completion.pipeline import CompletionPipeline, PipelineSettings
+from completion.positions import code_units
 from completion.prompt import PromptBudget
 from completion.request import CompletionRequest, Position
 from indexer.extract import parser_for
@@ -193,7 +193,7 @@ def request_for(root: Path, case: Case, repo_name: str) -> CompletionRequest:
     lines[case.line] = line[: case.column]
     return CompletionRequest(
         "\n".join(lines),
-        Position(case.line, index_to_utf16(line, case.column)),
+        Position(case.line, code_units(line[: case.column])),
         path=case.path,
         language_id="python" if case.path.endswith(".py") else "",
         repo_name=repo_name,

@@ -29,8 +29,8 @@ from pathlib import PurePosixPath
 from tokenizers import Tokenizer
 from tree_sitter import Node, QueryCursor
 
-from completion.cursor import InvalidPositionError, utf16_to_index
-from completion.request import CompletionRequest, ContextSnippet, Position
+from completion.cursor import InvalidPositionError, split_at
+from completion.request import CompletionRequest, ContextSnippet
 from indexer.extract import TYPE_KINDS, Import, Symbol, parser_for
 from indexer.index import WorkspaceIndex
 from indexer.languages import (
@@ -163,7 +163,8 @@ class ContextRetriever:
         self, reader: StoreReader, request: CompletionRequest, path: str
     ) -> tuple[ContextSnippet, ...]:
         row = language_for_id(request.language_id) or language_for_path(path)
-        prefix, suffix, line_prefix = _split(request.text, request.position)
+        cursor = split_at(request.text, request.position)
+        prefix, suffix, line_prefix = cursor.prefix, cursor.suffix, cursor.line_prefix
         before = prefix.rsplit("\n", self.options.lines_before + 1)
         after = suffix.split("\n", self.options.lines_after + 1)[: self.options.lines_after]
         window_before = "\n".join(before[1:] if len(before) > self.options.lines_before else before)
@@ -481,25 +482,6 @@ class ContextRetriever:
 
 
 # -- helpers ---------------------------------------------------------------------------------
-
-
-def _split(text: str, position: Position) -> tuple[str, str, str]:
-    """(text before the cursor, text after it, the cursor's line before it).
-
-    Like `completion.cursor.split_at` without listing every line of the document: lines are
-    found with `str.find`, breaking at "\\n" (a "\\r\\n" file works; a file of lone "\\r"
-    breaks, rare enough for choosing context)."""
-    start = 0
-    for _ in range(position.line):
-        found = text.find("\n", start)
-        if found < 0:
-            raise InvalidPositionError(f"line {position.line} is past the end of the document")
-        start = found + 1
-    end = text.find("\n", start)
-    line = text[start : len(text) if end < 0 else end].rstrip("\r")
-    column = utf16_to_index(line, position.character)
-    offset = start + column
-    return text[:offset], text[offset:], line[:column]
 
 
 def paths_in(paths: WorkspacePaths, folder: str) -> tuple[str, ...]:

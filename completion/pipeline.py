@@ -16,8 +16,9 @@ from pathlib import Path
 
 from completion.backends import GenerationPrompt, LocalGenerator, TextGeneration, TextGenerator
 from completion.context import ContextRenderer
-from completion.cursor import CursorContext, index_to_utf16, split_at
+from completion.cursor import CursorContext, split_at
 from completion.languages import CompletionLanguage, language_for
+from completion.positions import UTF16, code_units
 from completion.postprocess import Suggestion, postprocess
 from completion.prompt import PromptBudget, build_prompt
 from completion.remote_backend import RemoteBackendError
@@ -225,7 +226,8 @@ class CompletionPipeline:
         )
         end = Position(
             request.position.line,
-            request.position.character + index_to_utf16(ctx.line_suffix, suggestion.replace_chars),
+            request.position.character
+            + code_units(ctx.line_suffix[: suggestion.replace_chars], UTF16),
         )
         stats = CompletionStats(
             prompt_tokens=len(healed.prompt_ids),

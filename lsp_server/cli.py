@@ -65,7 +65,7 @@ def parse_host_port(spec: str) -> tuple[str, int]:
 
 def cursor_offset(text: str, location: FileLocation) -> int:
     """Offset of LINE:COL in `text`; the column may sit just past the line's last character."""
-    from lsp_server.documents import LINE_BREAK, line_start
+    from completion.positions import LINE_BREAK, line_start
 
     start = line_start(text, location.line - 1)
     if start is None:

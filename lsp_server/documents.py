@@ -1,32 +1,19 @@
-"""Document text as the protocol sees it: LSP positions <-> string offsets, and the window of
-text around the cursor that a completion request carries.
+"""Document text as the server sees it: the window of text around the cursor that a completion
+request carries, and reading source files (positions: completion/positions.py).
 
-LSP breaks lines at "\\n", "\\r\\n" and "\\r" only (not at the form feeds and Unicode separators
-that `str.splitlines` also honours) and counts characters in the negotiated position encoding,
-UTF-16 code units unless the client asked for another. Everything here is plain text arithmetic
-plus reading a source file: no pygls, no model, so it can be tested exhaustively and is shared
-by the server and the CLI.
+Everything here is plain text arithmetic plus reading a source file: no pygls, no model, so it
+can be tested exhaustively and is shared by the server and the CLI.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
+from completion.positions import LINE_BREAK, UTF16, offset_at, position_at
 from completion.request import CompletionRequest, Position
-
-UTF8 = "utf-8"
-UTF16 = "utf-16"
-UTF32 = "utf-32"
-
-LINE_BREAK = re.compile(r"\r\n|\r|\n")
-# Separators `str.splitlines` honours on top of LSP's three; when a text has none of them,
-# `splitlines` (fast, in C) gives exactly LSP's lines.
-_EXTRA_SPLITLINES_BREAKS = re.compile("[\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
-_LSP_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 
 # How much text around the cursor a request carries, in characters. A completion model sees a
 # few thousand tokens at most; the cap keeps tokenizing and copying cheap on huge files.
@@ -66,72 +53,6 @@ LANGUAGE_BY_SUFFIX: dict[str, str] = {
 
 def language_for_path(path: PurePath) -> str:
     return LANGUAGE_BY_SUFFIX.get(path.suffix.lower(), "")
-
-
-def lsp_lines(text: str) -> list[str]:
-    """The document's lines with their line breaks, split the way LSP counts them."""
-    if not _EXTRA_SPLITLINES_BREAKS.search(text):
-        return text.splitlines(keepends=True)
-    return _LSP_LINE.findall(text)
-
-
-def code_units(text: str, encoding: str = UTF16) -> int:
-    """Length of `text` in the code units of a position encoding."""
-    if encoding == UTF32 or text.isascii():
-        return len(text)
-    if encoding == UTF8:
-        return len(text.encode("utf-8", "surrogatepass"))
-    return len(text.encode("utf-16-le", "surrogatepass")) // 2
-
-
-def _code_points_within(line: str, units: int, encoding: str) -> int:
-    """How many code points of `line` fit in `units` code units.
-
-    A position inside a multi-unit character (half a surrogate pair, say) falls back to the start
-    of that character, so a slice at the result never splits a character.
-    """
-    if encoding == UTF32 or line.isascii():
-        return min(units, len(line))
-    used = 0
-    for index, char in enumerate(line):
-        used += code_units(char, encoding)
-        if used > units:
-            return index
-    return len(line)
-
-
-def line_start(text: str, line: int) -> int | None:
-    """Offset where `line` starts, or None when the document has fewer lines."""
-    if line == 0:
-        return 0
-    for number, match in enumerate(LINE_BREAK.finditer(text), start=1):
-        if number == line:
-            return match.end()
-    return None
-
-
-def offset_at(text: str, position: Position, encoding: str = UTF16) -> int | None:
-    """String offset of an LSP position, or None when its line is past the end of the text.
-
-    A character past the end of its line means the end of the line, as the LSP spec says.
-    """
-    if position.line < 0 or position.character < 0:
-        return None
-    start = line_start(text, position.line)
-    if start is None:
-        return None
-    line_break = LINE_BREAK.search(text, start)
-    end = line_break.start() if line_break else len(text)
-    return start + _code_points_within(text[start:end], position.character, encoding)
-
-
-def position_at(text: str, offset: int, encoding: str = UTF16) -> Position:
-    """LSP position of a string offset (clamped to the text)."""
-    offset = max(0, min(offset, len(text)))
-    line = text.count("\n", 0, offset) + text.count("\r", 0, offset)
-    line -= text.count("\r\n", 0, offset)
-    start = max(text.rfind("\n", 0, offset), text.rfind("\r", 0, offset)) + 1
-    return Position(line, code_units(text[start:offset], encoding))
 
 
 @dataclass(frozen=True)

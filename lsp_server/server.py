@@ -31,6 +31,7 @@ from pygls.uris import to_fs_path
 from pygls.workspace import TextDocument, Workspace
 
 from completion.pipeline import CompletionCancelled
+from completion.positions import UTF16, lsp_lines, offset_at, position_at
 from completion.request import CompletionResult, CompletionStats, Position
 from lsp_server import __version__
 from lsp_server.acceptance_stats import (
@@ -42,16 +43,12 @@ from lsp_server.acceptance_stats import (
 )
 from lsp_server.debounce import AdaptiveDebounce
 from lsp_server.documents import (
-    UTF16,
     TextWindow,
     UnusableText,
     check_completable,
     completion_request,
     containing_root,
     language_for_path,
-    lsp_lines,
-    offset_at,
-    position_at,
     prompt_path,
     read_source_file,
 )

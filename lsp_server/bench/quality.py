@@ -29,6 +29,7 @@ from typing import Any
 from tree_sitter import Language, Node, Parser
 
 from completion.languages import LANGUAGES, language_for
+from completion.positions import UTF16, offset_at, position_at
 from completion.request import Position
 from lsp_server.bench.client import BenchClient
 from lsp_server.bench.workspace import (
@@ -38,7 +39,6 @@ from lsp_server.bench.workspace import (
     rotation,
     workspace_files,
 )
-from lsp_server.documents import UTF16, offset_at, position_at
 
 BLOCK_LINES = (2, 8)  # a block hole spans this many lines, both ends included
 BLOCK_CHARS = 400

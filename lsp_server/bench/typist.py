@@ -20,9 +20,9 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from completion.positions import UTF16, code_units
 from lsp_server.bench.client import BenchClient, InlineRequest
 from lsp_server.bench.workspace import CursorPosition
-from lsp_server.documents import UTF16, code_units
 
 TYPING_THROUGH = "typing_through"  # a server's `source` for an answer that skipped the model
 

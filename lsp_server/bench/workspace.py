@@ -16,15 +16,9 @@ from dataclasses import dataclass
 from itertools import zip_longest
 from pathlib import Path
 
+from completion.positions import UTF16, lsp_lines, position_at
 from indexer.walk import WalkOptions, WorkspaceRules
-from lsp_server.documents import (
-    LANGUAGE_BY_SUFFIX,
-    UTF16,
-    UnusableText,
-    lsp_lines,
-    position_at,
-    read_source_file,
-)
+from lsp_server.documents import LANGUAGE_BY_SUFFIX, UnusableText, read_source_file
 
 # Lines that are only a comment: a completion model is not asked to finish those in a bench.
 COMMENT_STARTS: dict[str, tuple[str, ...]] = {"python": ("#",)}

@@ -2,23 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from completion.cursor import InvalidPositionError, lsp_lines, split_at, utf16_to_index
+from completion.cursor import InvalidPositionError, split_at
 from completion.request import Position
-
-
-@pytest.mark.parametrize(
-    ("text", "lines"),
-    [
-        ("", [""]),
-        ("a", ["a"]),
-        ("a\n", ["a\n", ""]),
-        ("a\r\nb", ["a\r\n", "b"]),
-        ("a\rb\n\n", ["a\r", "b\n", "\n", ""]),
-        ("x\x0cy\u2028z", ["x\x0cy\u2028z"]),  # not line breaks in LSP
-    ],
-)
-def test_lsp_lines_knows_only_lf_crlf_cr(text: str, lines: list[str]) -> None:
-    assert lsp_lines(text) == lines
 
 
 def test_split_counts_utf16_code_units() -> None:
@@ -45,5 +30,17 @@ def test_out_of_range_positions_raise(position: Position) -> None:
         split_at("abc\n", position)
 
 
-def test_utf16_index_inside_surrogate_pair_rounds_forward() -> None:
-    assert utf16_to_index("😀x", 1) == 1
+def test_position_inside_a_surrogate_pair_never_splits_the_character() -> None:
+    ctx = split_at("😀x", Position(0, 1))
+    assert (ctx.prefix, ctx.suffix) == ("", "😀x")
+
+
+@pytest.mark.parametrize("text", ["a\rb", "a\r\nb", "a\nb"])
+def test_lone_carriage_return_breaks_lines_too(text: str) -> None:
+    ctx = split_at(text, Position(1, 1))
+    assert (ctx.line_prefix, ctx.suffix) == ("b", "")
+
+
+def test_form_feed_is_not_a_line_break() -> None:
+    ctx = split_at("x\x0cy\nz", Position(0, 3))
+    assert ctx.line_prefix == "x\x0cy" and ctx.suffix == "\nz"

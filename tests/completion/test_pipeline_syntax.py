@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from completion.cursor import lsp_lines, split_at, utf16_to_index
+from completion.cursor import split_at
 from completion.languages import language_for
 from completion.pipeline import CompletionPipeline, PipelineSettings
+from completion.positions import offset_at
 from completion.request import CompletionRequest, CompletionResult, Position
 from completion.syntax import count_errors
 
@@ -51,11 +52,9 @@ def request_at(path: str, document: str) -> CompletionRequest:
 
 
 def apply(request: CompletionRequest, result: CompletionResult) -> str:
-    lines = lsp_lines(request.text)
-    start = sum(len(x) for x in lines[: result.start.line])
-    line = lines[result.start.line]
-    begin = start + utf16_to_index(line, result.start.character)
-    end = start + utf16_to_index(line, result.end.character)
+    begin = offset_at(request.text, result.start)
+    end = offset_at(request.text, result.end)
+    assert begin is not None and end is not None
     return request.text[:begin] + result.insert_text + request.text[end:]
 
 

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from completion.pipeline import CompletionCancelled
+from completion.positions import offset_at
 from completion.request import CompletionRequest, CompletionResult, CompletionStats, Position
-from lsp_server.documents import offset_at
 from lsp_server.server import create_server
 from lsp_server.settings import ServerSettings
 from onnx_models.engine import ModelLoadError

@@ -6,18 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from completion.positions import UTF8, UTF16, UTF32, code_units, lsp_lines, offset_at, position_at
 from completion.request import Position
 from lsp_server.documents import (
-    UTF8,
-    UTF16,
-    UTF32,
     UnusableText,
-    code_units,
     completion_request,
     containing_root,
-    lsp_lines,
-    offset_at,
-    position_at,
     prompt_path,
     read_source_file,
     window_around,

@@ -33,15 +33,9 @@ from pathlib import Path
 from completion.context import ContextRetriever
 from completion.request import CompletionRequest, Position
 from indexer.index import IndexOptions, WorkspaceIndex
+from lsp_server.bench.figures import percentile
 
 TIMEOUT_S = 600.0
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
 def copy_stdlib(target: Path) -> Path:
@@ -113,10 +107,10 @@ def measure_updates(index: WorkspaceIndex, root: Path, count: int, seed: int) ->
             from_event.append(latest[-1])
     return {
         "updates": len(from_write),
-        "from_event_ms_p50": percentile(from_event, 0.5),
-        "from_event_ms_p99": percentile(from_event, 0.99),
-        "from_write_ms_p50": percentile(from_write, 0.5),
-        "from_write_ms_p99": percentile(from_write, 0.99),
+        "from_event_ms_p50": percentile(from_event, 50),
+        "from_event_ms_p99": percentile(from_event, 99),
+        "from_write_ms_p50": percentile(from_write, 50),
+        "from_write_ms_p99": percentile(from_write, 99),
         "debounce_ms": index.options.debounce_ms,
     }
 
@@ -152,10 +146,10 @@ def measure_retrieval(index: WorkspaceIndex, root: Path, count: int, seed: int) 
         sizes.append(len(snippets))
     result = {
         "requests": len(times),
-        "ms_p50": percentile(times, 0.5),
-        "ms_p99": percentile(times, 0.99),
-        "cpu_ms_p50": percentile(cpu_times, 0.5),
-        "cpu_ms_p99": percentile(cpu_times, 0.99),
+        "ms_p50": percentile(times, 50),
+        "ms_p99": percentile(times, 99),
+        "cpu_ms_p50": percentile(cpu_times, 50),
+        "cpu_ms_p99": percentile(cpu_times, 99),
         "snippets_median": statistics.median(sizes),
     }
     result.update(measure_render(requests[:200], retriever))
@@ -186,8 +180,8 @@ def measure_render(requests: list[CompletionRequest], retriever: ContextRetrieve
         times.append((time.perf_counter() - started) * 1000)
         tokens.append(renderer.count(text) if text else 0)
     return {
-        "render_ms_p50": percentile(times, 0.5),
-        "render_ms_p99": percentile(times, 0.99),
+        "render_ms_p50": percentile(times, 50),
+        "render_ms_p99": percentile(times, 99),
         "context_tokens_median": statistics.median(tokens),
     }
 

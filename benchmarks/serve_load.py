@@ -28,6 +28,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from lsp_server.bench.figures import percentile
+
 NAMES = [
     "ada",
     "lovelace",
@@ -159,11 +161,6 @@ def run_phase(
     return answers, errors, time.perf_counter() - started
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", default="1,4,16")
@@ -222,8 +219,8 @@ def main() -> int:
                 "lost": len(errors),
                 "wrong_answer": len(wrong),
                 "shared_slot_leases": len(shared),
-                "p50_ms": round(percentile(latencies, 0.5)),
-                "p99_ms": round(percentile(latencies, 0.99)),
+                "p50_ms": round(percentile(latencies, 50)),
+                "p99_ms": round(percentile(latencies, 99)),
                 "ttft_p50_ms": round(statistics.median(firsts)) if firsts else None,
                 "requests_per_s": round(len(answers) / wall, 2),
                 "tokens_per_s": round(sum(a.tokens for a in answers) / wall, 1),

@@ -18,44 +18,20 @@ import copy
 from collections.abc import Callable
 from typing import Any, Protocol
 
-import numpy as np
-
 from completion.pipeline import CompletionCancelled
 from completion.request import CompletionRequest, CompletionResult
-from onnx_models.sampling import SamplingParams
+from onnx_models.sampling import SamplingParams, greedy, noisy_picker
 
 # Sampled candidates: warm enough to differ from the greedy one, cool enough to stay sensible.
 CANDIDATE_SAMPLING = SamplingParams(temperature=0.8, top_k=40, seed=0)
 # Sampling may repeat a suggestion already found; give up after this many draws per candidate.
 DRAWS_PER_CANDIDATE = 2
-# Logits outside the top k end up this far below the rest, but stay finite, so that the
-# healing constraint (which sets forbidden tokens to -inf) never leaves nothing to choose.
-_OUTSIDE_TOP_K = 1e4
 
 
 class _Pipeline(Protocol):
     def complete(
         self, request: CompletionRequest, cancelled: Callable[[], bool]
     ) -> CompletionResult: ...
-
-
-TokenPicker = Callable[[np.ndarray, int], int]
-
-
-def gumbel_noise_picker(pick: TokenPicker, params: SamplingParams) -> TokenPicker:
-    """`pick` (an argmax, perhaps constrained) turned into a draw from softmax(logits / T)
-    over the top k logits (top_p is not applied); each picker owns its seeded generator."""
-    rng = np.random.default_rng(params.seed)
-
-    def sampled(logits: np.ndarray, step: int) -> int:
-        scores = logits.astype(np.float64) / params.temperature
-        k = min(params.top_k or scores.shape[-1], scores.shape[-1])
-        top = np.argpartition(scores, -k)[-k:]
-        noisy = scores - _OUTSIDE_TOP_K
-        noisy[top] = scores[top] + rng.gumbel(size=k)
-        return pick(noisy.astype(np.float32), step)
-
-    return sampled
 
 
 class _SamplingEngine:
@@ -66,16 +42,12 @@ class _SamplingEngine:
         self._params = params
 
     def generate(self, prompt_ids: list[int], **options: Any) -> Any:
-        options["pick"] = gumbel_noise_picker(options.get("pick", _argmax), self._params)
+        options["pick"] = noisy_picker(self._params, options.get("pick", greedy))
         options["speculate"] = False  # drafts are verified only for a deterministic pick
         return self._engine.generate(prompt_ids, **options)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._engine, name)
-
-
-def _argmax(logits: np.ndarray, step: int) -> int:
-    return int(np.argmax(logits))
 
 
 def complete_candidates(

@@ -9,6 +9,11 @@ import numpy as np
 
 # pick(logits, step) -> token id
 TokenPicker = Callable[[np.ndarray, int], int]
+# Sampling looks at this many best tokens when top_k sets no smaller limit.
+_SAMPLED_TOP_K = 256
+# Tokens outside the sampled set end up this far below it, but stay finite, so a constraint
+# that sets forbidden tokens to -inf (token healing) never leaves nothing to choose.
+_OUTSIDE_SAMPLE = 1e4
 
 
 @dataclass(frozen=True)
@@ -35,25 +40,31 @@ def greedy(logits: np.ndarray, step: int) -> int:
     return int(np.argmax(logits))
 
 
-def sampler(params: SamplingParams) -> TokenPicker:
-    """A picker for `params`; each picker owns its random generator (seeded, reproducible)."""
-    if params.greedy:
-        return greedy
+def noisy_picker(params: SamplingParams, pick: TokenPicker = greedy) -> TokenPicker:
+    """`pick` (an argmax, perhaps constrained) turned into a draw from softmax(logits / T)
+    within top-k and top-p, by the Gumbel-max trick: the argmax of the scores plus Gumbel noise
+    is such a draw, so a constraint that `pick` applies (token healing's) composes with it.
+    Each picker owns its seeded generator, so a seed reproduces the same tokens."""
     rng = np.random.default_rng(params.seed)
 
-    def pick(logits: np.ndarray, step: int) -> int:
-        # Work on the few best candidates only: sorting 49k logits every step is the cost.
-        k = params.top_k or 256
-        k = min(k, logits.shape[-1])
+    def sampled(logits: np.ndarray, step: int) -> int:
+        # Work on the best few only: sorting 49k logits every step would be the cost.
+        k = min(params.top_k or _SAMPLED_TOP_K, logits.shape[-1])
         top = np.argpartition(logits, -k)[-k:]
         scores = logits[top].astype(np.float64) / params.temperature
-        order = np.argsort(-scores)
-        top, scores = top[order], scores[order]
-        probs = np.exp(scores - scores[0])
-        probs /= probs.sum()
         if params.top_p < 1.0:
-            keep = int(np.searchsorted(np.cumsum(probs), params.top_p)) + 1
-            top, probs = top[:keep], probs[:keep] / probs[:keep].sum()
-        return int(top[rng.choice(len(top), p=probs)])
+            order = np.argsort(-scores)
+            probs = np.exp(scores[order] - scores[order[0]])
+            cumulative = np.cumsum(probs / probs.sum())
+            keep = int(np.searchsorted(cumulative, params.top_p)) + 1
+            top, scores = top[order[:keep]], scores[order[:keep]]
+        noisy = logits.astype(np.float32) - _OUTSIDE_SAMPLE
+        noisy[top] = scores + rng.gumbel(size=len(top))
+        return pick(noisy, step)
 
-    return pick
+    return sampled
+
+
+def sampler(params: SamplingParams) -> TokenPicker:
+    """The picker for `params`: greedy at temperature 0, else a seeded draw."""
+    return greedy if params.greedy else noisy_picker(params)

@@ -5,7 +5,6 @@ Quantised tensors (Q4_1, Q8_0, ...) are dequantised with the `gguf` package.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,47 +13,7 @@ from gguf.quants import dequantize
 
 from onnx_models.architectures import ArchitectureSpec, architecture
 from onnx_models.block_quant import BlockQuant, from_q4_1_bytes, quantize
-
-# A linear layer's weight, [out, in]: dense float32 or 4-bit blocks.
-LinearWeight = np.ndarray | BlockQuant
-
-
-class WeightsError(Exception):
-    """The weights file cannot be read or lacks what the architecture needs."""
-
-
-@dataclass(frozen=True)
-class DecoderConfig:
-    architecture: str
-    num_layers: int
-    hidden_size: int
-    intermediate_size: int
-    num_heads: int
-    num_kv_heads: int
-    head_dim: int
-    vocab_size: int
-    context_length: int
-    rope_theta: float
-    rms_norm_eps: float
-    tied_embeddings: bool
-
-
-@dataclass(frozen=True)
-class LayerWeights:
-    """One block's weights, Hugging Face layout: linear weights are (out, in)."""
-
-    attn_norm: np.ndarray
-    q: LinearWeight
-    k: LinearWeight
-    v: LinearWeight
-    o: LinearWeight
-    q_bias: np.ndarray | None
-    k_bias: np.ndarray | None
-    v_bias: np.ndarray | None
-    ffn_norm: np.ndarray
-    gate: LinearWeight
-    up: LinearWeight
-    down: LinearWeight
+from onnx_models.decoder_weights import DecoderConfig, LayerWeights, LinearWeight, WeightsError
 
 
 class GgufWeights:
@@ -68,6 +27,7 @@ class GgufWeights:
         self.path = path
         self._tensors = {t.name: t for t in self.reader.tensors}
         self.spec: ArchitectureSpec = architecture(self.field("general.architecture"))
+        self.names = self.spec.gguf
         self.config = self._read_config()
 
     def field(self, key: str, default: object = None) -> object:
@@ -79,10 +39,10 @@ class GgufWeights:
         return f.contents()
 
     def _read_config(self) -> DecoderConfig:
-        arch = self.spec.gguf_name
+        arch = self.spec.name
         hidden = int(self.field(f"{arch}.embedding_length"))
         heads = int(self.field(f"{arch}.attention.head_count"))
-        vocab = int(self._tensors[self.spec.embed].shape[-1])
+        vocab = int(self._tensors[self.names.embed].shape[-1])
         return DecoderConfig(
             architecture=arch,
             num_layers=int(self.field(f"{arch}.block_count")),
@@ -94,8 +54,11 @@ class GgufWeights:
             vocab_size=vocab,
             context_length=int(self.field(f"{arch}.context_length")),
             rope_theta=float(self.field(f"{arch}.rope.freq_base", self.spec.default_rope_theta)),
-            rms_norm_eps=float(self.field(f"{arch}.attention.layer_norm_rms_epsilon")),
-            tied_embeddings=self.spec.lm_head not in self._tensors,
+            norm_eps=float(self.field(f"{arch}.{self.spec.gguf_norm_eps_key}")),
+            tied_embeddings=self.names.lm_head not in self._tensors,
+            norm=self.spec.norm,
+            mlp=self.spec.mlp,
+            activation=self.spec.default_activation,
         )
 
     def tensor(self, name: str) -> np.ndarray:
@@ -131,7 +94,7 @@ class GgufWeights:
 
     def layer(self, i: int, quantized: bool = False) -> LayerWeights:
         """Block i's weights; `quantized` gives its linear weights as 4-bit blocks."""
-        names = self.spec.layer
+        names = self.names.layer
         cfg = self.config
 
         def get(template: str) -> np.ndarray:
@@ -140,8 +103,11 @@ class GgufWeights:
         def lin(template: str) -> LinearWeight:
             return self.linear(template.format(i=i), quantized)
 
-        q_bias = self._optional(names.q_bias, i)
-        k_bias = self._optional(names.k_bias, i)
+        def bias(template: str | None) -> np.ndarray | None:
+            return self._optional(template, i)
+
+        q_bias = bias(names.q_bias)
+        k_bias = bias(names.k_bias)
         return LayerWeights(
             attn_norm=get(names.attn_norm),
             q=self._unpermute(lin(names.q), cfg.num_heads),
@@ -150,18 +116,27 @@ class GgufWeights:
             o=lin(names.o),
             q_bias=None if q_bias is None else self._unpermute(q_bias, cfg.num_heads),
             k_bias=None if k_bias is None else self._unpermute(k_bias, cfg.num_kv_heads),
-            v_bias=self._optional(names.v_bias, i),
+            v_bias=bias(names.v_bias),
             ffn_norm=get(names.ffn_norm),
-            gate=lin(names.gate),
+            gate=lin(names.gate) if cfg.mlp == "gated" and names.gate else None,
             up=lin(names.up),
             down=lin(names.down),
+            o_bias=bias(names.o_bias),
+            up_bias=bias(names.up_bias),
+            down_bias=bias(names.down_bias),
+            attn_norm_bias=bias(names.attn_norm_bias),
+            ffn_norm_bias=bias(names.ffn_norm_bias),
         )
 
     def embedding(self) -> np.ndarray:
-        return self.tensor(self.spec.embed)
+        return self.tensor(self.names.embed)
 
     def lm_head(self) -> np.ndarray | None:
-        return None if self.config.tied_embeddings else self.tensor(self.spec.lm_head)
+        return None if self.config.tied_embeddings else self.tensor(self.names.lm_head)
 
     def final_norm(self) -> np.ndarray:
-        return self.tensor(self.spec.final_norm)
+        return self.tensor(self.names.final_norm)
+
+    def final_norm_bias(self) -> np.ndarray | None:
+        name = self.names.final_norm_bias
+        return self.tensor(name) if name and name in self._tensors else None

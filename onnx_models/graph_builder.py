@@ -12,24 +12,32 @@ Inputs:  input_ids int64 [batch, seq], seqlens_k int32 [batch] (total length - 1
          past_key.{i}/past_value.{i} float32 [batch, kv_heads, max_seq, head_dim]
 Outputs: logits float32 [batch, num_logits, vocab], present_key.{i}/present_value.{i}
 
-Linear weights are float32 MatMuls, or 4-bit blocks run by MatMulNBits (see block_quant.py).
+Linear weights are float32 MatMuls, or 4-bit or 8-bit blocks run by MatMulNBits (see
+block_quant.py). The block's shape (RMSNorm or LayerNorm, gated or plain MLP, activation) comes
+from the DecoderConfig as data; each kind is a row in a table here, not a per-family branch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from onnx_models.block_quant import BLOCK, BlockQuant, quantize
-from onnx_models.gguf_weights import DecoderConfig, LayerWeights, LinearWeight
+from onnx_models.block_quant import BLOCK, BlockQuant, BlockQuant8, quantize, quantize_q8
+from onnx_models.decoder_weights import DecoderConfig, LayerWeights, LinearWeight, rotary_inv_freq
 
 OPSET = 17
 MS_DOMAIN = "com.microsoft"
+WEIGHT_FORMATS = ("fp32", "q4", "q8")
+# Fused norm operators by norm kind: (without skip, with skip). LayerNorm takes a bias input.
+FUSED_NORMS = {
+    "rms": ("SimplifiedLayerNormalization", "SkipSimplifiedLayerNormalization"),
+    "layer": ("LayerNormalization", "SkipLayerNormalization"),
+}
 
 
 @dataclass(frozen=True)
@@ -39,19 +47,22 @@ class GraphOptions:
     # "gqa": onnxruntime's contrib operators (GroupQueryAttention with past and present in one
     # buffer, fused norms); "portable": standard ONNX operators only, the cache grows by Concat.
     attention: str = "gqa"
-    weights: str = "fp32"  # "fp32" or "q4" for the decoder blocks' linear layers
-    lm_head: str = "fp32"  # "fp32" or "q4"
+    weights: str = "fp32"  # "fp32", "q4" or "q8" for the decoder blocks' linear layers
+    lm_head: str = "fp32"  # "fp32", "q4" or "q8"
     # MatMulNBits accuracy level: 0 keeps activations in float32 (exact), 4 uses int8 ones.
     accuracy_level: int = 0
 
     def __post_init__(self) -> None:
         for name in ("weights", "lm_head"):
-            if getattr(self, name) not in ("fp32", "q4"):
-                raise ValueError(f"{name} must be 'fp32' or 'q4', not {getattr(self, name)!r}")
+            value = getattr(self, name)
+            if value not in WEIGHT_FORMATS:
+                raise ValueError(
+                    f"{name} must be one of {', '.join(WEIGHT_FORMATS)}, not {value!r}"
+                )
         if self.attention not in ("gqa", "portable"):
             raise ValueError(f"attention must be 'gqa' or 'portable', not {self.attention!r}")
-        if self.attention == "portable" and "q4" in (self.weights, self.lm_head):
-            raise ValueError("the portable graph uses standard operators only: no q4 weights")
+        if self.attention == "portable" and {self.weights, self.lm_head} != {"fp32"}:
+            raise ValueError("the portable graph uses standard operators only: fp32 weights")
 
     @property
     def shared_kv_buffer(self) -> bool:
@@ -93,26 +104,38 @@ class _Graph:
     def const(self, name: str, values: list[int] | list[float], dtype=np.int64) -> str:
         return self.weight(name, np.array(values, dtype=dtype))
 
-    def rms_norm(
-        self, x: str, weight: np.ndarray, eps: float, name: str, skip: str | None = None
+    def norm(
+        self,
+        x: str,
+        kind: str,
+        weight: np.ndarray,
+        bias: np.ndarray | None,
+        eps: float,
+        name: str,
+        skip: str | None = None,
     ) -> tuple[str, str]:
-        """(normed, residual): the norm of x (+ skip), and x (+ skip) for the next residual."""
-        w = self.weight(f"{name}.weight", weight)
-        if self.options.attention == "gqa":
-            if skip is None:
-                out = self.node(
-                    "SimplifiedLayerNormalization", [x, w], [f"{name}.out"], axis=-1, epsilon=eps
-                )
-                return out, x
+        """(normed, residual): the norm of x (+ skip), and x (+ skip) for the next residual.
+        `kind` is "rms" (weight only) or "layer" (LayerNorm: mean removed, weight and bias)."""
+        inputs = [self.weight(f"{name}.weight", weight)]
+        if kind == "layer":
+            beta = bias if bias is not None else np.zeros_like(weight)
+            inputs.append(self.weight(f"{name}.bias", beta))
+        plain_op, skip_op = FUSED_NORMS[kind]
+        if self.options.attention == "gqa" and skip is not None:
             out, _, _, summed = self.node(
-                "SkipSimplifiedLayerNormalization",
-                [x, skip, w],
+                skip_op,
+                [x, skip, *inputs],
                 [f"{name}.out", "", "", f"{name}.sum"],
                 domain=MS_DOMAIN,
                 epsilon=eps,
             )
             return out, summed
         summed = x if skip is None else self.node("Add", [x, skip], [f"{name}.sum"])
+        if self.options.attention == "gqa" or kind == "layer":
+            # LayerNormalization is a standard operator since opset 17; the simplified one is
+            # onnxruntime's (registered in the default domain).
+            out = self.node(plain_op, [summed, *inputs], [f"{name}.out"], axis=-1, epsilon=eps)
+            return out, summed
         square = self.node("Mul", [summed, summed], [f"{name}.sq"])
         mean = self.node(
             "ReduceMean", [square], [f"{name}.mean"], axes=[-1], keepdims=1
@@ -124,10 +147,76 @@ class _Graph:
             "Reciprocal", [self.node("Sqrt", [shifted], [f"{name}.std"])], [f"{name}.inv"]
         )
         scaled = self.node("Mul", [summed, inv], [f"{name}.scaled"])
-        return self.node("Mul", [scaled, w], [f"{name}.out"]), summed
+        return self.node("Mul", [scaled, inputs[0]], [f"{name}.out"]), summed
+
+    def add_bias(self, x: str, bias: np.ndarray | None, name: str) -> str:
+        if bias is None:
+            return x
+        return self.node("Add", [x, self.weight(f"{name}.bias", bias)], [f"{name}.biased"])
+
+    def activation(self, x: str, kind: str, name: str) -> str:
+        fused = self.options.attention == "gqa"
+        if kind == "silu":
+            return self.node("Mul", [x, self.node("Sigmoid", [x], [f"{name}.sig"])], [name])
+        if kind == "gelu_tanh" and fused:
+            return self.node("FastGelu", [x], [name], domain=MS_DOMAIN)
+        if kind == "gelu" and fused:
+            return self.node("Gelu", [x], [name], domain=MS_DOMAIN)
+        half_x = self.node(
+            "Mul", [x, self.const(f"{name}.half", [0.5], np.float32)], [f"{name}.hx"]
+        )
+        if kind == "gelu":  # 0.5 x (1 + erf(x / sqrt 2))
+            inner = self.node(
+                "Mul",
+                [x, self.const(f"{name}.rsqrt2", [1 / np.sqrt(2)], np.float32)],
+                [f"{name}.z"],
+            )
+            curve = self.node("Erf", [inner], [f"{name}.erf"])
+        else:  # 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))
+            cube = self.node("Mul", [x, self.node("Mul", [x, x], [f"{name}.x2"])], [f"{name}.x3"])
+            poly = self.node(
+                "Add",
+                [
+                    x,
+                    self.node(
+                        "Mul",
+                        [cube, self.const(f"{name}.c", [0.044715], np.float32)],
+                        [f"{name}.cx3"],
+                    ),
+                ],
+                [f"{name}.poly"],
+            )
+            scaled = self.node(
+                "Mul",
+                [poly, self.const(f"{name}.k", [np.sqrt(2 / np.pi)], np.float32)],
+                [f"{name}.z"],
+            )
+            curve = self.node("Tanh", [scaled], [f"{name}.tanh"])
+        one_plus = self.node(
+            "Add", [curve, self.const(f"{name}.one", [1.0], np.float32)], [f"{name}.1p"]
+        )
+        return self.node("Mul", [half_x, one_plus], [name])
 
     def linear(self, x: str, w: LinearWeight, name: str) -> str:
-        """x @ w.T for w [out, in]; 4-bit blocks as MatMulNBits + the block minimums' term."""
+        """x @ w.T for w [out, in]; 4-bit blocks as MatMulNBits + the block minimums' term,
+        8-bit blocks as MatMulNBits alone (its default zero point)."""
+        if isinstance(w, BlockQuant8):
+            out_features, in_features = w.shape
+            return self.node(
+                "MatMulNBits",
+                [
+                    x,
+                    self.weight(f"{name}.q8", w.q),
+                    self.weight(f"{name}.scales", w.scale.reshape(-1)),
+                ],
+                [name],
+                domain=MS_DOMAIN,
+                K=in_features,
+                N=out_features,
+                bits=8,
+                block_size=BLOCK,
+                accuracy_level=self.options.accuracy_level,
+            )
         if not isinstance(w, BlockQuant):
             return self.node("MatMul", [x, self.weight(f"{name}.weight", w.T)], [name])
         out_features, in_features = w.shape
@@ -160,9 +249,7 @@ class _Graph:
 
 def rotary_caches(cfg: DecoderConfig) -> tuple[np.ndarray, np.ndarray]:
     """cos/sin tables [context, head_dim/2] for the half-split (non-interleaved) rotary layout."""
-    half = cfg.head_dim // 2
-    inv_freq = 1.0 / (cfg.rope_theta ** (np.arange(0, half, dtype=np.float64) * 2 / cfg.head_dim))
-    angles = np.outer(np.arange(cfg.context_length, dtype=np.float64), inv_freq)
+    angles = np.outer(np.arange(cfg.context_length, dtype=np.float64), rotary_inv_freq(cfg))
     return np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
 
 
@@ -174,12 +261,13 @@ def build_decoder(
     lm_head: np.ndarray | None,
     on_layer: Callable[[int], None] = lambda i: None,
     options: GraphOptions | None = None,
+    final_norm_bias: np.ndarray | None = None,
 ) -> onnx.ModelProto:
     """Build the graph; `layers(i)` yields block i's weights (4-bit blocks when
-    options.weights is "q4") so only one block is in memory at a time, and `on_layer(i)`
-    reports progress."""
+    options.weights is "q4"; dense ones are quantised here for "q8") so only one block is in
+    memory at a time, and `on_layer(i)` reports progress."""
     g = _Graph(options or GraphOptions())
-    eps = cfg.rms_norm_eps
+    eps = cfg.norm_eps
     emb = g.weight("embed.weight", embedding)
     cos, sin = rotary_caches(cfg)
     g.weight("rotary.cos", cos)
@@ -192,43 +280,46 @@ def build_decoder(
 
     for i in range(cfg.num_layers):
         w = layers(i)
+        if g.options.weights == "q8":
+            w = _as_q8(w)
         p = f"layers.{i}"
-        normed, residual = g.rms_norm(
+        normed, residual = g.norm(
             hidden if i == 0 else mlp_out,
+            cfg.norm,
             w.attn_norm,
+            w.attn_norm_bias,
             eps,
             f"{p}.attn_norm",
             skip=None if i == 0 else residual,
         )
         qkv = g.linear(normed, _concat([w.q, w.k, w.v]), f"{p}.qkv")
         if w.q_bias is not None:
-            bias = np.concatenate([w.q_bias, w.k_bias, w.v_bias])
-            qkv = g.node("Add", [qkv, g.weight(f"{p}.qkv.bias", bias)], [f"{p}.qkv_b"])
+            qkv = g.add_bias(qkv, np.concatenate([w.q_bias, w.k_bias, w.v_bias]), f"{p}.qkv")
         attn = (
             _gqa_attention(g, cfg, qkv, i)
             if g.options.attention == "gqa"
             else _portable_attention(g, cfg, qkv, i)
         )
-        attn_out = g.linear(attn, w.o, f"{p}.o")
+        attn_out = g.add_bias(g.linear(attn, w.o, f"{p}.o"), w.o_bias, f"{p}.o")
 
-        normed2, residual = g.rms_norm(attn_out, w.ffn_norm, eps, f"{p}.ffn_norm", skip=residual)
-        gate_up = g.linear(normed2, _concat([w.gate, w.up]), f"{p}.gate_up")
-        split = g.weight(f"{p}.split", np.array([cfg.intermediate_size] * 2, dtype=np.int64))
-        gate, up = g.node("Split", [gate_up, split], [f"{p}.gate", f"{p}.up"], axis=-1)
-        act = g.node("Mul", [gate, g.node("Sigmoid", [gate], [f"{p}.sig"])], [f"{p}.silu"])
-        prod = g.node("Mul", [act, up], [f"{p}.act"])
-        mlp_out = g.linear(prod, w.down, f"{p}.down")
+        normed2, residual = g.norm(
+            attn_out, cfg.norm, w.ffn_norm, w.ffn_norm_bias, eps, f"{p}.ffn_norm", skip=residual
+        )
+        hidden_act = MLPS[cfg.mlp](g, cfg, w, normed2, p)
+        mlp_out = g.add_bias(g.linear(hidden_act, w.down, f"{p}.down"), w.down_bias, f"{p}.down")
         on_layer(i)
 
-    final, _ = g.rms_norm(mlp_out, final_norm, eps, "final_norm", skip=residual)
+    final, _ = g.norm(
+        mlp_out, cfg.norm, final_norm, final_norm_bias, eps, "final_norm", skip=residual
+    )
     # Only the trailing positions' logits are needed: slice before the (large) LM head.
     starts = g.node("Neg", ["num_logits"], ["slice.starts"])
     ends = g.weight("slice.ends", np.array([np.iinfo(np.int64).max], dtype=np.int64))
     axes = g.weight("slice.axes", np.array([1], dtype=np.int64))
     last = g.node("Slice", [final, starts, ends, axes], ["last_hidden"])
     head = embedding if lm_head is None else lm_head
-    if g.options.lm_head == "q4":
-        g.linear(last, quantize(head), "logits")
+    if g.options.lm_head != "fp32":
+        g.linear(last, QUANTIZERS[g.options.lm_head](head), "logits")
     else:
         # Gemm reads the [vocab, hidden] weight transposed in place, so a tied embedding is
         # stored once; it wants 2-D input.
@@ -390,11 +481,50 @@ def _portable_attention(g: _Graph, cfg: DecoderConfig, qkv: str, i: int) -> str:
     return g.node("Reshape", [ctx_t, g.const(f"{p}.ctx.shape", [0, 0, heads * hd])], [f"{p}.attn"])
 
 
+def _gated_mlp(g: _Graph, cfg: DecoderConfig, w: LayerWeights, x: str, p: str) -> str:
+    """act(gate) * up, with gate and up as one packed linear."""
+    assert w.gate is not None
+    gate_up = g.linear(x, _concat([w.gate, w.up]), f"{p}.gate_up")
+    split = g.weight(f"{p}.split", np.array([cfg.intermediate_size] * 2, dtype=np.int64))
+    gate, up = g.node("Split", [gate_up, split], [f"{p}.gate", f"{p}.up"], axis=-1)
+    return g.node("Mul", [g.activation(gate, cfg.activation, f"{p}.act_gate"), up], [f"{p}.act"])
+
+
+def _plain_mlp(g: _Graph, cfg: DecoderConfig, w: LayerWeights, x: str, p: str) -> str:
+    """act(up + bias)."""
+    up = g.add_bias(g.linear(x, w.up, f"{p}.up"), w.up_bias, f"{p}.up")
+    return g.activation(up, cfg.activation, f"{p}.act")
+
+
+# The MLP kinds a DecoderConfig may name: each maps the normed input to the down projection's
+# input.
+MLPS: dict[str, Callable[[_Graph, DecoderConfig, LayerWeights, str, str], str]] = {
+    "gated": _gated_mlp,
+    "plain": _plain_mlp,
+}
+QUANTIZERS: dict[str, Callable[[np.ndarray], LinearWeight]] = {"q4": quantize, "q8": quantize_q8}
+
+
+def _as_q8(w: LayerWeights) -> LayerWeights:
+    """The block's linear weights as 8-bit blocks (from float32, or from 4-bit if so given)."""
+
+    def q8(x: LinearWeight | None) -> LinearWeight | None:
+        if x is None or isinstance(x, BlockQuant8):
+            return x
+        return quantize_q8(x.dequantize() if isinstance(x, BlockQuant) else x)
+
+    return replace(
+        w, q=q8(w.q), k=q8(w.k), v=q8(w.v), o=q8(w.o), gate=q8(w.gate), up=q8(w.up), down=q8(w.down)
+    )
+
+
 def _concat(parts: list[LinearWeight]) -> LinearWeight:
     """Stack linears that read the same input into one wider linear (packed QKV, gate+up)."""
     if all(isinstance(p, BlockQuant) for p in parts):
         return BlockQuant.concat(parts)  # type: ignore[arg-type]
-    dense = [p.dequantize() if isinstance(p, BlockQuant) else p for p in parts]
+    if all(isinstance(p, BlockQuant8) for p in parts):
+        return BlockQuant8.concat(parts)  # type: ignore[arg-type]
+    dense = [p if isinstance(p, np.ndarray) else p.dequantize() for p in parts]
     return np.concatenate(dense, axis=0)
 
 

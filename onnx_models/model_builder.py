@@ -1,4 +1,5 @@
-"""Turn a GGUF file into a model folder: ONNX graph, tokenizer.json and manifest.
+"""Turn weights into a model folder: ONNX graph, tokenizer.json and manifest (GGUF files here;
+Hugging Face checkpoints in hf_import.py share write_model_folder).
 
 The folder is written beside its final place and renamed into it, so a crash or a full disk
 never leaves a half-built model that looks complete.
@@ -8,27 +9,17 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
+from onnx_models.decoder_weights import DecoderWeights
 from onnx_models.gguf_weights import GgufWeights
 from onnx_models.graph_builder import GraphOptions, build_decoder, save_model
-from onnx_models.manifest import FimSpec, KvLayout, ModelManifest
+from onnx_models.manifest import KvLayout, ModelManifest
 from onnx_models.progress import ProgressCallback, silent
+from onnx_models.special_tokens import context_tokens, fim_spec
 from onnx_models.tokenizer_builder import build_tokenizer
 
-# FIM token spellings used by code model families, as (prefix, suffix, middle).
-FIM_SPELLINGS: tuple[tuple[str, str, str], ...] = (
-    ("<fim_prefix>", "<fim_suffix>", "<fim_middle>"),  # StarCoder, SantaCoder
-    ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"),  # Qwen2.5-Coder
-    ("<PRE>", "<SUF>", "<MID>"),  # CodeLlama
-)
-# Special tokens the prompt builder may use to frame repository context, by role.
-CONTEXT_TOKEN_ROLES: dict[str, tuple[str, ...]] = {
-    "repo_name": ("<repo_name>", "<reponame>", "<|repo_name|>"),
-    "file_sep": ("<file_sep>", "<|file_sep|>"),
-    "filename": ("<filename>",),
-    "endoftext": ("<|endoftext|>",),
-}
 CONTROL_TOKEN_TYPE = 3
 
 
@@ -54,17 +45,8 @@ def manifest_for(
 ) -> ModelManifest:
     cfg = weights.config
     control = _control_tokens(weights)
-    fim = None
-    for prefix, suffix, middle in FIM_SPELLINGS:
-        if {prefix, suffix, middle} <= control.keys():
-            fim = FimSpec(prefix=prefix, suffix=suffix, middle=middle, order="psm")
-            break
-    special = {}
-    for role, spellings in CONTEXT_TOKEN_ROLES.items():
-        for spelling in spellings:
-            if spelling in control:
-                special[role] = spelling
-                break
+    fim = fim_spec(control)
+    special = context_tokens(control)
     eos = int(weights.field("tokenizer.ggml.eos_token_id"))
     eos_ids = [eos]
     if "endoftext" in special and control[special["endoftext"]] != eos:
@@ -105,13 +87,35 @@ def build_model_folder(
     """Build `out_dir` from `gguf_path`, replacing it only once the new folder is complete."""
     options = options or GraphOptions()
     weights = GgufWeights(gguf_path)
+    provenance = {**(source or {"gguf": gguf_path.name}), "graph": options.label()}
+    return write_model_folder(
+        weights,
+        out_dir,
+        write_tokenizer=lambda path: build_tokenizer(weights.reader).save(str(path)),
+        manifest=lambda: manifest_for(weights, name, family, provenance, options.shared_kv_buffer),
+        progress=progress,
+        options=options,
+    )
+
+
+def write_model_folder(
+    weights: DecoderWeights,
+    out_dir: Path,
+    *,
+    write_tokenizer: Callable[[Path], None],
+    manifest: Callable[[], ModelManifest],
+    progress: ProgressCallback = silent,
+    options: GraphOptions,
+) -> Path:
+    """Write graph, tokenizer and manifest into a staging folder beside `out_dir`, then rename
+    it into place: whatever the weights came from."""
     cfg = weights.config
     quantized = options.weights == "q4"
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
         progress("writing tokenizer", 0, 1)
-        build_tokenizer(weights.reader).save(str(staging / "tokenizer.json"))
+        write_tokenizer(staging / "tokenizer.json")
         progress("writing tokenizer", 1, 1)
         progress("building ONNX graph", 0, cfg.num_layers)
         model = build_decoder(
@@ -122,12 +126,12 @@ def build_model_folder(
             weights.lm_head(),
             on_layer=lambda i: progress("building ONNX graph", i + 1, cfg.num_layers),
             options=options,
+            final_norm_bias=weights.final_norm_bias(),
         )
         progress("saving graph", 0, 0)
         save_model(model, staging / "model.onnx")
         del model
-        provenance = {**(source or {"gguf": gguf_path.name}), "graph": options.label()}
-        manifest_for(weights, name, family, provenance, options.shared_kv_buffer).save(staging)
+        manifest().save(staging)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         staging.rename(out_dir)

@@ -1,0 +1,111 @@
+"""The common decoder shape every weights reader (GGUF, Hugging Face) produces for the graph
+builder: hyperparameters and one block's weights as float32 numpy arrays or quantised blocks.
+
+It holds values only; reading files and building graphs happen elsewhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from onnx_models.block_quant import BlockQuant, BlockQuant8
+
+# A linear layer's weight, [out, in]: dense float32, 4-bit or 8-bit blocks.
+LinearWeight = np.ndarray | BlockQuant | BlockQuant8
+
+
+class WeightsError(Exception):
+    """The weights cannot be read or lack what the architecture needs."""
+
+
+@dataclass(frozen=True)
+class RopeScaling:
+    """How rotary frequencies are stretched for long contexts: "linear" divides positions by
+    `factor`; "llama3" slows the low frequencies only (Llama 3.1's scheme)."""
+
+    kind: str
+    factor: float
+    low_freq_factor: float = 1.0
+    high_freq_factor: float = 4.0
+    original_context_length: int = 8192
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    architecture: str
+    num_layers: int
+    hidden_size: int
+    intermediate_size: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    vocab_size: int
+    context_length: int
+    rope_theta: float
+    norm_eps: float
+    tied_embeddings: bool
+    norm: str = "rms"  # "rms" (RMSNorm, weight only) or "layer" (LayerNorm with bias)
+    mlp: str = "gated"  # "gated": down(act(gate) * up); "plain": down(act(up))
+    activation: str = "silu"  # "silu", "gelu_tanh" or "gelu"
+    rope_scaling: RopeScaling | None = None
+
+
+@dataclass(frozen=True)
+class LayerWeights:
+    """One block's weights, Hugging Face layout: linear weights are (out, in)."""
+
+    attn_norm: np.ndarray
+    q: LinearWeight
+    k: LinearWeight
+    v: LinearWeight
+    o: LinearWeight
+    q_bias: np.ndarray | None
+    k_bias: np.ndarray | None
+    v_bias: np.ndarray | None
+    ffn_norm: np.ndarray
+    gate: LinearWeight | None  # None for a plain (non-gated) MLP
+    up: LinearWeight
+    down: LinearWeight
+    o_bias: np.ndarray | None = None
+    up_bias: np.ndarray | None = None
+    down_bias: np.ndarray | None = None
+    attn_norm_bias: np.ndarray | None = None
+    ffn_norm_bias: np.ndarray | None = None
+
+
+def rotary_inv_freq(cfg: DecoderConfig) -> np.ndarray:
+    """Rotary inverse frequencies [head_dim / 2], float64, with the config's scaling applied."""
+    half = cfg.head_dim // 2
+    inv_freq = 1.0 / (cfg.rope_theta ** (np.arange(0, half, dtype=np.float64) * 2 / cfg.head_dim))
+    scaling = cfg.rope_scaling
+    if scaling is None:
+        return inv_freq
+    if scaling.kind == "linear":
+        return inv_freq / scaling.factor
+    # llama3: long wavelengths are divided by the factor, short ones kept, the band between
+    # interpolated smoothly.
+    wavelen = 2 * np.pi / inv_freq
+    low_wavelen = scaling.original_context_length / scaling.low_freq_factor
+    high_wavelen = scaling.original_context_length / scaling.high_freq_factor
+    smooth = (scaling.original_context_length / wavelen - scaling.low_freq_factor) / (
+        scaling.high_freq_factor - scaling.low_freq_factor
+    )
+    blended = (1 - smooth) * inv_freq / scaling.factor + smooth * inv_freq
+    scaled = np.where(wavelen > low_wavelen, inv_freq / scaling.factor, inv_freq)
+    between = (wavelen <= low_wavelen) & (wavelen >= high_wavelen)
+    return np.where(between, blended, scaled)
+
+
+class DecoderWeights(Protocol):
+    """What the model builder reads from a weights source (GgufWeights, HfWeights)."""
+
+    config: DecoderConfig
+
+    def layer(self, i: int, quantized: bool = False) -> LayerWeights: ...
+    def embedding(self) -> np.ndarray: ...
+    def final_norm(self) -> np.ndarray: ...
+    def final_norm_bias(self) -> np.ndarray | None: ...
+    def lm_head(self) -> np.ndarray | None: ...

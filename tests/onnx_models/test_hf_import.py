@@ -1,0 +1,226 @@
+"""Importing Hugging Face checkpoints: the ONNX graph computes what transformers computes.
+
+Each architecture gets a tiny random-weight checkpoint written locally with save_pretrained
+(no downloads) and a byte-level BPE tokenizer trained here with FIM tokens in one family's
+spelling; the import must match transformers' logits at every position (full prefill and step
+by step through the KV cache), decode the same greedy tokens, and find the FIM tokens.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+from onnx_models.architectures import UnsupportedArchitectureError
+from onnx_models.decoder_weights import WeightsError
+from onnx_models.engine import Engine
+from onnx_models.graph_builder import GraphOptions
+from onnx_models.hf_import import build_hf_model_folder
+from onnx_models.special_tokens import FIM_SPELLINGS
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+CORPUS = [
+    "def add(a, b):\n    return a + b\n",
+    "class Stack:\n    def __init__(self):\n        self.items = []\n",
+    "for i in range(10):\n    print(i * i)\n",
+    "import os\nimport sys\n\nif __name__ == '__main__':\n    main(sys.argv)\n",
+    "function greet(name) { return `hello ${name}`; }\n",
+]
+PROMPT = "def push(self, item):\n    self.items.append(item)\n    return len(self.items)\n"
+SIZES = dict(
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=256,
+)
+
+
+@dataclass(frozen=True)
+class Case:
+    config_class: str
+    fim: tuple[str, str, str] | None
+    bf16: bool = False  # saved in bfloat16 (read by widening the raw bits)
+    shard: bool = False  # saved in several files with an index
+
+
+CASES = {
+    "llama": Case("LlamaConfig", FIM_SPELLINGS[2], shard=True),  # DeepSeek-Coder's spelling
+    "qwen2": Case("Qwen2Config", FIM_SPELLINGS[1], bf16=True),
+    "starcoder2": Case("Starcoder2Config", FIM_SPELLINGS[0]),
+}
+
+
+def train_tokenizer(special: list[str]) -> Tokenizer:
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=320,
+        special_tokens=special,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(CORPUS * 4, trainer)
+    return tok
+
+
+def write_checkpoint(folder: Path, case: Case) -> None:
+    special = ["<|endoftext|>", *(case.fim or ())]
+    tok = train_tokenizer(special)
+    eos = tok.token_to_id("<|endoftext|>")
+    config = getattr(transformers, case.config_class)(
+        vocab_size=tok.get_vocab_size(),
+        bos_token_id=eos,
+        eos_token_id=eos,
+        tie_word_embeddings=case.config_class == "Starcoder2Config",
+        **SIZES,
+    )
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(config)
+    # Default init leaves norms at one and biases at zero, which would hide a misplaced one.
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            centre = 1.0 if "norm" in name and name.endswith("weight") else 0.0
+            p.normal_(centre, 0.1)
+    if case.bf16:
+        model = model.to(torch.bfloat16)
+    model.save_pretrained(folder, max_shard_size="40KB" if case.shard else "1GB")
+    tok.save(str(folder / "tokenizer.json"))
+    (folder / "tokenizer_config.json").write_text(json.dumps({"eos_token": "<|endoftext|>"}))
+
+
+@pytest.fixture(scope="module", params=sorted(CASES))
+def imported(request, tmp_path_factory) -> tuple[Case, Path, Path]:
+    case = CASES[request.param]
+    root = tmp_path_factory.mktemp(request.param)
+    checkpoint = root / "checkpoint"
+    write_checkpoint(checkpoint, case)
+    model_dir = build_hf_model_folder(
+        checkpoint, root / "model", name=request.param, options=GraphOptions(weights="fp32")
+    )
+    return case, checkpoint, model_dir
+
+
+def reference_logits(checkpoint: Path, ids: list[int]) -> np.ndarray:
+    model = transformers.AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32)
+    model.eval()
+    with torch.no_grad():
+        return model(torch.tensor([ids])).logits[0].numpy()
+
+
+def test_checkpoint_layouts_are_exercised(imported) -> None:
+    case, checkpoint, _ = imported
+    assert (checkpoint / "model.safetensors.index.json").is_file() == case.shard
+    dtype = json.loads((checkpoint / "config.json").read_text())["dtype"]
+    assert dtype == ("bfloat16" if case.bf16 else "float32")
+
+
+def test_logits_match_transformers_at_every_position(imported) -> None:
+    _, checkpoint, model_dir = imported
+    engine = Engine.load(model_dir)
+    ids = engine.tokenizer.encode(PROMPT).ids
+    assert len(ids) >= 16
+    expected = reference_logits(checkpoint, ids)
+
+    engine.prefill(ids)
+    np.testing.assert_allclose(engine.logits, expected[-1], atol=1e-3, rtol=0)
+    engine.rewind(0)
+    engine.prefill(ids[:4])
+    np.testing.assert_allclose(engine.logits, expected[3], atol=1e-3, rtol=0)
+    for pos in range(4, len(ids)):
+        engine.step(ids[pos])
+        np.testing.assert_allclose(engine.logits, expected[pos], atol=1e-3, rtol=0)
+
+
+def test_greedy_tokens_match_transformers(imported) -> None:
+    _, checkpoint, model_dir = imported
+    engine = Engine.load(model_dir)
+    ids = engine.tokenizer.encode(PROMPT).ids
+    ours = engine.generate(ids, max_new_tokens=16, stop_token_ids=frozenset()).tokens
+    model = transformers.AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32)
+    theirs: list[int] = []
+    with torch.no_grad():
+        for _ in range(16):
+            logits = model(torch.tensor([ids + theirs])).logits[0, -1]
+            theirs.append(int(logits.argmax()))
+    assert list(ours) == theirs
+
+
+def test_manifest_names_the_tokenizers_fim_tokens(imported) -> None:
+    case, _, model_dir = imported
+    manifest = Engine.load(model_dir).manifest
+    assert manifest.fim is not None
+    assert (manifest.fim.prefix, manifest.fim.suffix, manifest.fim.middle) == case.fim
+    assert manifest.architecture == json.loads((model_dir / "manifest.json").read_text())["family"]
+    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    eos = tokenizer.token_to_id("<|endoftext|>")
+    assert manifest.eos_token_ids == (eos,)
+    assert "<|endoftext|>" in manifest.stop_tokens
+    # The prompt builder spells FIM tokens out in text: each must encode to its one id.
+    text = f"{case.fim[0]}a{case.fim[1]}b{case.fim[2]}"
+    assert tokenizer.encode(text).ids[0] == tokenizer.token_to_id(case.fim[0])
+
+
+def test_a_tokenizer_without_fim_tokens_runs_left_to_right(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "plain"
+    write_checkpoint(checkpoint, Case("LlamaConfig", None))
+    model_dir = build_hf_model_folder(checkpoint, tmp_path / "model", name="plain")
+    manifest = Engine.load(model_dir).manifest
+    assert manifest.fim is None
+    assert manifest.name == "plain"
+
+
+def test_portable_graph_matches_for_layer_norm_and_gelu(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "sc2"
+    write_checkpoint(checkpoint, CASES["starcoder2"])
+    model_dir = build_hf_model_folder(
+        checkpoint, tmp_path / "model", name="sc2", options=GraphOptions(attention="portable")
+    )
+    engine = Engine.load(model_dir)
+    ids = engine.tokenizer.encode(PROMPT).ids
+    expected = reference_logits(checkpoint, ids)
+    engine.prefill(ids[:-1])
+    engine.step(ids[-1])
+    np.testing.assert_allclose(engine.logits, expected[-1], atol=1e-3, rtol=0)
+
+
+@pytest.mark.parametrize(
+    "breakage, error, words",
+    [
+        (lambda c: (c / "config.json").unlink(), WeightsError, "config.json"),
+        (lambda c: (c / "tokenizer.json").unlink(), WeightsError, "tokenizer.json"),
+        (
+            lambda c: _edit_config(c, model_type="gpt_neox"),
+            UnsupportedArchitectureError,
+            "gpt_neox",
+        ),
+        (
+            lambda c: _edit_config(c, rope_parameters={"rope_type": "yarn", "factor": 4.0}),
+            WeightsError,
+            "yarn",
+        ),
+        (lambda c: (c / "model.safetensors").unlink(), WeightsError, "safetensors"),
+    ],
+    ids=["no-config", "no-tokenizer", "model-type", "rope-scaling", "no-weights"],
+)
+def test_unusable_checkpoints_fail_with_a_clear_error(tmp_path: Path, breakage, error, words):
+    checkpoint = tmp_path / "broken"
+    write_checkpoint(checkpoint, Case("LlamaConfig", None))
+    breakage(checkpoint)
+    with pytest.raises(error, match=words):
+        build_hf_model_folder(checkpoint, tmp_path / "model", name="broken")
+    assert not (tmp_path / "model").exists()
+
+
+def _edit_config(folder: Path, **changes: object) -> None:
+    path = folder / "config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))

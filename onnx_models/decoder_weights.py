@@ -11,10 +11,10 @@ from typing import Protocol
 
 import numpy as np
 
-from onnx_models.block_quant import BlockQuant, BlockQuant8
+from onnx_models.block_quant import BlockQuant
 
-# A linear layer's weight, [out, in]: dense float32, 4-bit or 8-bit blocks.
-LinearWeight = np.ndarray | BlockQuant | BlockQuant8
+# A linear layer's weight, [out, in]: dense float32, or 4-bit or 8-bit blocks.
+LinearWeight = np.ndarray | BlockQuant
 
 
 class WeightsError(Exception):

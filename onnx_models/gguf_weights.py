@@ -12,7 +12,7 @@ from gguf import GGMLQuantizationType, GGUFReader
 from gguf.quants import dequantize
 
 from onnx_models.architectures import ArchitectureSpec, architecture
-from onnx_models.block_quant import BlockQuant, from_q4_1_bytes, quantize
+from onnx_models.block_quant import BlockQuant, from_q4_1_bytes
 from onnx_models.decoder_weights import DecoderConfig, LayerWeights, LinearWeight, WeightsError
 
 
@@ -70,13 +70,12 @@ class GgufWeights:
         return np.ascontiguousarray(array, dtype=np.float32)
 
     def linear(self, name: str, quantized: bool) -> LinearWeight:
-        """A weight [out, in]; with `quantized`, as 4-bit blocks (Q4_1 tensors bit for bit)."""
-        if not quantized:
-            return self.tensor(name)
+        """A weight [out, in]; with `quantized`, Q4_1 tensors as their 4-bit blocks, bit for
+        bit (the graph builder quantises the rest)."""
         t = self._tensors.get(name)
-        if t is not None and t.tensor_type == GGMLQuantizationType.Q4_1:
+        if quantized and t is not None and t.tensor_type == GGMLQuantizationType.Q4_1:
             return from_q4_1_bytes(t.data, t.data.shape[0])
-        return quantize(self.tensor(name))
+        return self.tensor(name)
 
     def _optional(self, template: str | None, i: int) -> np.ndarray | None:
         if template is None:
@@ -93,7 +92,7 @@ class GgufWeights:
         return w.rows(order) if isinstance(w, BlockQuant) else w[order]
 
     def layer(self, i: int, quantized: bool = False) -> LayerWeights:
-        """Block i's weights; `quantized` gives its linear weights as 4-bit blocks."""
+        """Block i's weights; `quantized` keeps Q4_1 linear weights as 4-bit blocks."""
         names = self.names.layer
         cfg = self.config
 

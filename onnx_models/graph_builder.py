@@ -27,7 +27,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from onnx_models.block_quant import BLOCK, BlockQuant, BlockQuant8, quantize, quantize_q8
+from onnx_models.block_quant import BLOCK, BlockQuant, quantize, requantize
 from onnx_models.decoder_weights import DecoderConfig, LayerWeights, LinearWeight, rotary_inv_freq
 
 OPSET = 17
@@ -198,35 +198,19 @@ class _Graph:
         return self.node("Mul", [half_x, one_plus], [name])
 
     def linear(self, x: str, w: LinearWeight, name: str) -> str:
-        """x @ w.T for w [out, in]; 4-bit blocks as MatMulNBits + the block minimums' term,
-        8-bit blocks as MatMulNBits alone (its default zero point)."""
-        if isinstance(w, BlockQuant8):
-            out_features, in_features = w.shape
-            return self.node(
-                "MatMulNBits",
-                [
-                    x,
-                    self.weight(f"{name}.q8", w.q),
-                    self.weight(f"{name}.scales", w.scale.reshape(-1)),
-                ],
-                [name],
-                domain=MS_DOMAIN,
-                K=in_features,
-                N=out_features,
-                bits=8,
-                block_size=BLOCK,
-                accuracy_level=self.options.accuracy_level,
-            )
+        """x @ w.T for w [out, in]; 4- or 8-bit blocks as MatMulNBits + the block minimums'
+        term."""
         if not isinstance(w, BlockQuant):
             return self.node("MatMul", [x, self.weight(f"{name}.weight", w.T)], [name])
         out_features, in_features = w.shape
         n_blocks = in_features // BLOCK
-        zero_points = np.zeros(out_features * ((n_blocks + 1) // 2), dtype=np.uint8)
+        # Zero points are packed like the weights: ceil(blocks * bits / 8) bytes a row.
+        zero_points = np.zeros(out_features * (-(-n_blocks * w.bits // 8)), dtype=np.uint8)
         scaled = self.node(
             "MatMulNBits",
             [
                 x,
-                self.weight(f"{name}.q4", w.packed()),
+                self.weight(f"{name}.q{w.bits}", w.packed()),
                 self.weight(f"{name}.scales", w.scale.reshape(-1)),
                 self.weight(f"{name}.zero_points", zero_points),
             ],
@@ -234,7 +218,7 @@ class _Graph:
             domain=MS_DOMAIN,
             K=in_features,
             N=out_features,
-            bits=4,
+            bits=w.bits,
             block_size=BLOCK,
             accuracy_level=self.options.accuracy_level,
         )
@@ -263,8 +247,8 @@ def build_decoder(
     options: GraphOptions | None = None,
     final_norm_bias: np.ndarray | None = None,
 ) -> onnx.ModelProto:
-    """Build the graph; `layers(i)` yields block i's weights (4-bit blocks when
-    options.weights is "q4"; dense ones are quantised here for "q8") so only one block is in
+    """Build the graph; `layers(i)` yields block i's weights (float32, or blocks where the
+    source stores them so; quantised here as options.weights says) so only one block is in
     memory at a time, and `on_layer(i)` reports progress."""
     g = _Graph(options or GraphOptions())
     eps = cfg.norm_eps
@@ -280,8 +264,8 @@ def build_decoder(
 
     for i in range(cfg.num_layers):
         w = layers(i)
-        if g.options.weights == "q8":
-            w = _as_q8(w)
+        if g.options.weights != "fp32":
+            w = _quantized(w, QUANT_BITS[g.options.weights])
         p = f"layers.{i}"
         normed, residual = g.norm(
             hidden if i == 0 else mlp_out,
@@ -319,7 +303,7 @@ def build_decoder(
     last = g.node("Slice", [final, starts, ends, axes], ["last_hidden"])
     head = embedding if lm_head is None else lm_head
     if g.options.lm_head != "fp32":
-        g.linear(last, QUANTIZERS[g.options.lm_head](head), "logits")
+        g.linear(last, quantize(head, QUANT_BITS[g.options.lm_head]), "logits")
     else:
         # Gemm reads the [vocab, hidden] weight transposed in place, so a tied embedding is
         # stored once; it wants 2-D input.
@@ -502,19 +486,26 @@ MLPS: dict[str, Callable[[_Graph, DecoderConfig, LayerWeights, str, str], str]] 
     "gated": _gated_mlp,
     "plain": _plain_mlp,
 }
-QUANTIZERS: dict[str, Callable[[np.ndarray], LinearWeight]] = {"q4": quantize, "q8": quantize_q8}
+QUANT_BITS = {"q4": 4, "q8": 8}
 
 
-def _as_q8(w: LayerWeights) -> LayerWeights:
-    """The block's linear weights as 8-bit blocks (from float32, or from 4-bit if so given)."""
+def _quantized(w: LayerWeights, bits: int) -> LayerWeights:
+    """The block's linear weights as `bits`-bit blocks (Q4_1 ones carried over exactly)."""
 
-    def q8(x: LinearWeight | None) -> LinearWeight | None:
-        if x is None or isinstance(x, BlockQuant8):
-            return x
-        return quantize_q8(x.dequantize() if isinstance(x, BlockQuant) else x)
+    def blocks(x: LinearWeight | None) -> LinearWeight | None:
+        if x is None:
+            return None
+        return quantize(x, bits) if isinstance(x, np.ndarray) else requantize(x, bits)
 
     return replace(
-        w, q=q8(w.q), k=q8(w.k), v=q8(w.v), o=q8(w.o), gate=q8(w.gate), up=q8(w.up), down=q8(w.down)
+        w,
+        q=blocks(w.q),
+        k=blocks(w.k),
+        v=blocks(w.v),
+        o=blocks(w.o),
+        gate=blocks(w.gate),
+        up=blocks(w.up),
+        down=blocks(w.down),
     )
 
 
@@ -522,8 +513,6 @@ def _concat(parts: list[LinearWeight]) -> LinearWeight:
     """Stack linears that read the same input into one wider linear (packed QKV, gate+up)."""
     if all(isinstance(p, BlockQuant) for p in parts):
         return BlockQuant.concat(parts)  # type: ignore[arg-type]
-    if all(isinstance(p, BlockQuant8) for p in parts):
-        return BlockQuant8.concat(parts)  # type: ignore[arg-type]
     dense = [p if isinstance(p, np.ndarray) else p.dequantize() for p in parts]
     return np.concatenate(dense, axis=0)
 

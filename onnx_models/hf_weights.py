@@ -14,7 +14,6 @@ import numpy as np
 from safetensors import safe_open
 
 from onnx_models.architectures import ArchitectureSpec, UnsupportedArchitectureError, architecture
-from onnx_models.block_quant import quantize
 from onnx_models.decoder_weights import (
     DecoderConfig,
     LayerWeights,
@@ -177,12 +176,11 @@ class HfWeights:
         return self.tensor(name) if name in self._files else None
 
     def layer(self, i: int, quantized: bool = False) -> LayerWeights:
-        """Block i's weights; `quantized` gives its linear weights as 4-bit blocks."""
+        """Block i's weights, float32 (safetensors hold no blocks to keep for `quantized`)."""
         names = self.names.layer
 
         def lin(template: str) -> LinearWeight:
-            w = self.tensor(template.format(i=i))
-            return quantize(w) if quantized else w
+            return self.tensor(template.format(i=i))
 
         def opt(template: str | None) -> np.ndarray | None:
             return self._optional(template, i)

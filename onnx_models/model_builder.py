@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from onnx_models.adapter import Adapter, AdaptedWeights, adapt_manifest, write_adapted_tokenizer
 from onnx_models.decoder_weights import DecoderWeights
 from onnx_models.gguf_weights import GgufWeights
 from onnx_models.graph_builder import GraphOptions, build_decoder, save_model
@@ -83,16 +84,35 @@ def build_model_folder(
     source: dict[str, str] | None = None,
     progress: ProgressCallback = silent,
     options: GraphOptions | None = None,
+    adapter: Path | None = None,
 ) -> Path:
-    """Build `out_dir` from `gguf_path`, replacing it only once the new folder is complete."""
+    """Build `out_dir` from `gguf_path`, replacing it only once the new folder is complete;
+    with `adapter`, a LoRA adapter folder (onnx_models/adapter.py) merged into the weights."""
     options = options or GraphOptions()
     weights = GgufWeights(gguf_path)
     provenance = {**(source or {"gguf": gguf_path.name}), "graph": options.label()}
+    if adapter is None:
+        return write_model_folder(
+            weights,
+            out_dir,
+            write_tokenizer=lambda path: build_tokenizer(weights.reader).save(str(path)),
+            manifest=lambda: manifest_for(
+                weights, name, family, provenance, options.shared_kv_buffer
+            ),
+            progress=progress,
+            options=options,
+        )
+    lora = Adapter.load(adapter)
+    provenance["adapter"] = adapter.name
     return write_model_folder(
-        weights,
+        AdaptedWeights(weights, lora),
         out_dir,
-        write_tokenizer=lambda path: build_tokenizer(weights.reader).save(str(path)),
-        manifest=lambda: manifest_for(weights, name, family, provenance, options.shared_kv_buffer),
+        write_tokenizer=lambda path: write_adapted_tokenizer(
+            build_tokenizer(weights.reader), lora.config, path
+        ),
+        manifest=lambda: adapt_manifest(
+            manifest_for(weights, name, family, provenance, options.shared_kv_buffer), lora.config
+        ),
         progress=progress,
         options=options,
     )
@@ -110,7 +130,8 @@ def write_model_folder(
     """Write graph, tokenizer and manifest into a staging folder beside `out_dir`, then rename
     it into place: whatever the weights came from."""
     cfg = weights.config
-    quantized = options.weights == "q4"
+    # Blocks a source stores (GGUF Q4_1) are carried into q4/q8 graphs without a float detour.
+    quantized = options.weights != "fp32"
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:

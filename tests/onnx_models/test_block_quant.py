@@ -1,4 +1,5 @@
-"""4-bit blocks: GGUF Q4_1 carried bit for bit; the shipped MatMulNBits graph equals float32."""
+"""4- and 8-bit blocks: GGUF Q4_1 carried bit for bit (also into 8 bits); the shipped
+MatMulNBits graph equals float32."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 from gguf import GGMLQuantizationType, GGUFReader
 from gguf.quants import dequantize
 
-from onnx_models.block_quant import BlockQuant, from_q4_1_bytes, quantize
+from onnx_models.block_quant import BlockQuant, from_q4_1_bytes, quantize, requantize
 from onnx_models.engine import Engine
 
 
@@ -26,6 +27,16 @@ def test_quantize_round_trips_within_half_a_step() -> None:
     assert np.all(np.abs(blocks.dequantize() - w) <= step / 2 + 1e-6)
     assert blocks.packed().shape == (8, 2, 16)
     assert BlockQuant.concat([blocks, blocks]).shape == (16, 64)
+
+
+def test_eight_bits_quarter_the_error_of_four_and_hold_q4_blocks_exactly() -> None:
+    w = np.random.default_rng(1).standard_normal((8, 64)).astype(np.float32)
+    q4, q8 = quantize(w, 4), quantize(w, 8)
+    assert q8.packed().shape == (8, 2, 32)
+    err4, err8 = np.abs(q4.dequantize() - w).max(), np.abs(q8.dequantize() - w).max()
+    assert err8 <= q8.scale.max() / 2 + 1e-6
+    assert err8 < err4 / 8  # 255 levels against 15
+    np.testing.assert_allclose(requantize(q4, 8).dequantize(), q4.dequantize(), atol=1e-6)
 
 
 def test_shipped_graph_stays_close_to_float(model_dir: Path, fp32_model_dir: Path) -> None:

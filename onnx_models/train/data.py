@@ -16,6 +16,7 @@ import argparse
 import hashlib
 import importlib.metadata as metadata
 import json
+import random
 import re
 import sys
 import sysconfig
@@ -152,14 +153,23 @@ def _relative(path: Path, source: Source) -> str:
     return path.name
 
 
-def corpus_files(stats: CorpusStats | None = None) -> Iterator[CorpusFile]:
-    """Every kept file, source by source, each normalised content once."""
+def corpus_files(
+    stats: CorpusStats | None = None, per_source: int | None = None
+) -> Iterator[CorpusFile]:
+    """Every kept file, source by source, each normalised content once; with `per_source`,
+    only that many files of each source, drawn at random (a quick, diverse sample)."""
     stats = stats if stats is not None else CorpusStats()
     secrets = SecretFilter()
     seen: set[str] = set()
     dists, _ = distribution_sources()
     for source in [stdlib_source(), *dists]:
-        for path in source.files:
+        paths = list(source.files)
+        if per_source is not None:
+            random.Random(source.name).shuffle(paths)
+        kept = 0
+        for path in paths:
+            if per_source is not None and kept >= per_source:
+                break
             try:
                 if not path.is_file() or path.stat().st_size > MAX_FILE_BYTES:
                     stats.excluded["over 200 kB or missing"] += 1
@@ -182,17 +192,18 @@ def corpus_files(stats: CorpusStats | None = None) -> Iterator[CorpusFile]:
                 continue
             stats.files[source.name] += 1
             stats.bytes[source.name] += len(text.encode())
+            kept += 1
             yield CorpusFile(source.name, _relative(path, source), text)
 
 
-def load_corpus(cache: Path) -> list[CorpusFile]:
-    """The corpus, from `cache` (JSON lines) when a run before wrote it: collecting it reads
-    and parses every file, minutes on a busy machine."""
+def load_corpus(cache: Path, per_source: int | None = None) -> list[CorpusFile]:
+    """The corpus (or a sample, see corpus_files), from `cache` (JSON lines) when a run
+    before wrote it: collecting it reads and parses every file, minutes on a busy machine."""
     if not cache.is_file():
         cache.parent.mkdir(parents=True, exist_ok=True)
         partial = cache.with_suffix(".part")
         with partial.open("w", encoding="utf-8") as fh:
-            for f in corpus_files():
+            for f in corpus_files(per_source=per_source):
                 fh.write(json.dumps(asdict(f)) + "\n")
         partial.rename(cache)
     with cache.open(encoding="utf-8") as fh:

@@ -11,13 +11,16 @@ regenerated; then the constraint is off. The caller strips the regenerated text 
 completion inserted at the cursor never repeats what is already there.
 
 This module knows token ids, bytes and numpy arrays only: no model, no engine, no editor.
-Only byte-level BPE tokenizers (GPT-2 style, ByteLevel decoder) are supported.
+Byte-level BPE tokenizers (GPT-2 style, ByteLevel decoder) and SentencePiece-style ones with
+byte fallback ("▁" for a space, "<0x0A>" for a byte: Llama 2, CodeLlama) are supported.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+import json
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,6 +31,7 @@ from onnx_models.tokenizer_builder import byte_level_decoding
 DEFAULT_MAX_REMOVED_TOKENS = 4
 # Tokens read before the removed ones so that the pre-tokenizer sees the last piece's start.
 _CONTEXT_TOKENS = 8
+_BYTE_TOKEN = re.compile(r"<0x([0-9A-Fa-f]{2})>")
 
 
 class TokenHealingError(Exception):
@@ -55,24 +59,16 @@ class TokenByteTable:
 
     @classmethod
     def from_tokenizer(cls, tokenizer: Tokenizer) -> TokenByteTable:
-        if not isinstance(tokenizer.decoder, decoders.ByteLevel):
-            raise TokenHealingError(
-                "token healing needs a byte-level BPE tokenizer (ByteLevel decoder); this one "
-                f"decodes with {type(tokenizer.decoder).__name__}"
-            )
+        token_bytes = _vocabulary_spelling(tokenizer)
         added = tokenizer.get_added_tokens_decoder()
         special_ids = frozenset(i for i, token in added.items() if token.special)
-        spelling = byte_level_decoding()
         size = tokenizer.get_vocab_size(with_added_tokens=True)
         table = [b""] * size
         for text, index in tokenizer.get_vocab(with_added_tokens=True).items():
             if index in special_ids or index >= size:
                 continue
-            if index in added or not all(char in spelling for char in text):
-                # Added (user-defined) tokens are stored as the literal text they match.
-                table[index] = text.encode("utf-8")
-            else:
-                table[index] = bytes(spelling[char] for char in text)
+            # Added (user-defined) tokens are stored as the literal text they match.
+            table[index] = text.encode("utf-8") if index in added else token_bytes(text)
         order = sorted((b, i) for i, b in enumerate(table) if b)
         grouped: dict[bytes, list[int]] = {}
         for token, index in order:
@@ -267,6 +263,33 @@ class TokenHealer:
             if offset <= piece_start:
                 break
         return count
+
+
+def _vocabulary_spelling(tokenizer: Tokenizer) -> Callable[[str], bytes]:
+    """How the tokenizer's vocabulary spells bytes: byte-level BPE maps each byte to a
+    printable character; SentencePiece-style byte fallback writes "▁" for a space and
+    "<0xHH>" for a byte it has no piece for."""
+    if isinstance(tokenizer.decoder, decoders.ByteLevel):
+        spelling = byte_level_decoding()
+
+        def byte_level(text: str) -> bytes:
+            if all(char in spelling for char in text):
+                return bytes(spelling[char] for char in text)
+            return text.encode("utf-8")
+
+        return byte_level
+    model = json.loads(tokenizer.to_str()).get("model", {})
+    if model.get("byte_fallback"):
+
+        def byte_fallback(text: str) -> bytes:
+            match = _BYTE_TOKEN.fullmatch(text)
+            return bytes([int(match.group(1), 16)]) if match else text.replace("▁", " ").encode()
+
+        return byte_fallback
+    raise TokenHealingError(
+        "token healing needs a byte-level BPE tokenizer (ByteLevel decoder) or one with byte "
+        f"fallback; this one decodes with {type(tokenizer.decoder).__name__}"
+    )
 
 
 def _starts_mid_character(token: bytes) -> bool:

@@ -1,14 +1,15 @@
 """Import a local Hugging Face checkpoint folder into a model folder: the graph from its
-safetensors weights, its tokenizer.json copied as is, a manifest from its tokenizer and configs.
+safetensors weights, its tokenizer.json (hf_tokenizer.py), a manifest from its tokenizer and
+configs.
 """
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from onnx_models.graph_builder import GraphOptions
 from onnx_models.hf_manifest import hf_manifest, tokenizer_json
+from onnx_models.hf_tokenizer import write_tokenizer
 from onnx_models.hf_weights import HfWeights
 from onnx_models.model_builder import write_model_folder
 from onnx_models.progress import ProgressCallback, silent
@@ -32,7 +33,7 @@ def build_hf_model_folder(
     return write_model_folder(
         weights,
         out_dir,
-        write_tokenizer=lambda path: shutil.copyfile(tokenizer, path),
+        write_tokenizer=lambda path: write_tokenizer(tokenizer, path),
         manifest=lambda: hf_manifest(
             checkpoint,
             weights.config,

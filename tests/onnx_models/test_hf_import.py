@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 from onnx_models.architectures import UnsupportedArchitectureError
 from onnx_models.decoder_weights import WeightsError
@@ -50,6 +50,7 @@ class Case:
     fim: tuple[str, str, str] | None
     bf16: bool = False  # saved in bfloat16 (read by widening the raw bits)
     shard: bool = False  # saved in several files with an index
+    sentencepiece: bool = False  # Llama 2 style: "▁" for spaces, byte fallback, </s>
 
 
 CASES = {
@@ -73,10 +74,38 @@ def train_tokenizer(special: list[str]) -> Tokenizer:
     return tok
 
 
+def train_sentencepiece_tokenizer(special: list[str]) -> Tokenizer:
+    """Shaped like CodeLlama's tokenizer.json: BPE over "▁"-joined text, <0xHH> byte pieces,
+    a decoder that strips the leading space."""
+    tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True))
+    tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    tok.decoder = decoders.Sequence(
+        [
+            decoders.Replace("▁", " "),
+            decoders.ByteFallback(),
+            decoders.Fuse(),
+            decoders.Strip(" ", 1, 0),
+        ]
+    )
+    trainer = trainers.BpeTrainer(vocab_size=240, special_tokens=special, show_progress=False)
+    tok.train_from_iterator(CORPUS * 4, trainer)
+    data = json.loads(tok.to_str())
+    vocab = data["model"]["vocab"]
+    for byte in range(256):
+        vocab.setdefault(f"<0x{byte:02X}>", len(vocab))
+    return Tokenizer.from_str(json.dumps(data))
+
+
 def write_checkpoint(folder: Path, case: Case) -> None:
-    special = ["<|endoftext|>", *(case.fim or ())]
-    tok = train_tokenizer(special)
-    eos = tok.token_to_id("<|endoftext|>")
+    if case.sentencepiece:
+        eos_token = "</s>"
+        tok = train_sentencepiece_tokenizer(
+            ["<unk>", "<s>", eos_token, *(case.fim or ()), "▁<EOT>"]
+        )
+    else:
+        eos_token = "<|endoftext|>"
+        tok = train_tokenizer([eos_token, *(case.fim or ())])
+    eos = tok.token_to_id(eos_token)
     config = getattr(transformers, case.config_class)(
         vocab_size=tok.get_vocab_size(),
         bos_token_id=eos,
@@ -95,7 +124,7 @@ def write_checkpoint(folder: Path, case: Case) -> None:
         model = model.to(torch.bfloat16)
     model.save_pretrained(folder, max_shard_size="40KB" if case.shard else "1GB")
     tok.save(str(folder / "tokenizer.json"))
-    (folder / "tokenizer_config.json").write_text(json.dumps({"eos_token": "<|endoftext|>"}))
+    (folder / "tokenizer_config.json").write_text(json.dumps({"eos_token": eos_token}))
 
 
 @pytest.fixture(scope="module", params=sorted(CASES))
@@ -266,3 +295,31 @@ def test_cli_installs_a_checkpoint_folder_once(tmp_path: Path, monkeypatch, caps
     assert main(["model", "install", str(checkpoint), "--name", "smollm2"]) == 1
     assert "registry model" in capsys.readouterr().err
     assert main(["model", "install", str(tmp_path / "missing")]) == 1
+
+
+def test_a_sentencepiece_tokenizer_completes_with_healing(tmp_path: Path) -> None:
+    from completion.pipeline import CompletionPipeline
+    from completion.request import CompletionRequest, Position
+
+    checkpoint = tmp_path / "codellama-like"
+    write_checkpoint(checkpoint, Case("LlamaConfig", FIM_SPELLINGS[3], sentencepiece=True))
+    model_dir = build_hf_model_folder(checkpoint, tmp_path / "model", name="cl")
+    manifest = Engine.load(model_dir).manifest
+    assert manifest.fim is not None and manifest.fim.prefix == "▁<PRE>"
+    pipeline = CompletionPipeline.load(model_dir)
+    tokenizer = pipeline.tokenizer
+    eot, eos = tokenizer.token_to_id("▁<EOT>"), tokenizer.token_to_id("</s>")
+    assert {eot, eos} <= set(manifest.eos_token_ids)
+    # A completion is a fragment: its leading space survives decoding, as the healer spells it.
+    word = next(t for t in tokenizer.get_vocab() if t.startswith("▁") and len(t) > 2)
+    word_id = tokenizer.token_to_id(word)
+    assert tokenizer.decode([word_id]) == word.replace("▁", " ")
+    assert pipeline.healer.table.token_bytes[word_id] == word.replace("▁", " ").encode()
+    assert pipeline.healer.table.token_bytes[tokenizer.token_to_id("<0x0A>")] == b"\n"
+
+    text = "def add(a, b):\n    return a\n"
+    result = pipeline.complete(
+        CompletionRequest(text=text, position=Position(1, 12), path="x.py", language_id="python")
+    )
+    assert result.stats.stop_reason not in ("healing_error", "error")
+    assert result.stats.prompt_tokens > 0

@@ -124,6 +124,8 @@ class HfWeights:
             raise WeightsError(f"{self.folder.name}: activation {act!r} is not supported")
         if float(rope.get("partial_rotary_factor", c.get("partial_rotary_factor", 1.0))) != 1.0:
             raise WeightsError(f"{self.folder.name}: partial rotary embeddings are not supported")
+        if c.get("mlp_bias"):
+            raise WeightsError(f"{self.folder.name}: biases in a gated MLP are not supported")
         context = int(c.get("max_position_embeddings", 2048))
         window = c.get("sliding_window") if c.get("use_sliding_window", True) else None
         if window:

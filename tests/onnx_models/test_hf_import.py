@@ -223,6 +223,33 @@ def test_portable_graph_matches_for_layer_norm_and_gelu(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    "rope",
+    [
+        {"rope_type": "linear", "factor": 4.0},
+        {
+            "rope_type": "llama3",
+            "factor": 8.0,
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 64,
+        },
+    ],
+    ids=["linear", "llama3"],
+)
+def test_scaled_rope_matches_transformers(tmp_path: Path, rope: dict) -> None:
+    checkpoint = tmp_path / "scaled"
+    write_checkpoint(checkpoint, Case("LlamaConfig", None))
+    _edit_config(checkpoint, rope_parameters={"rope_theta": 10000.0, **rope})
+    model_dir = build_hf_model_folder(
+        checkpoint, tmp_path / "model", name="scaled", options=GraphOptions(weights="fp32")
+    )
+    engine = Engine.load(model_dir)
+    ids = engine.tokenizer.encode(PROMPT * 3).ids
+    engine.prefill(ids)
+    np.testing.assert_allclose(engine.logits, reference_logits(checkpoint, ids)[-1], atol=1e-3)
+
+
+@pytest.mark.parametrize(
     "breakage, error, words",
     [
         (lambda c: (c / "config.json").unlink(), WeightsError, "config.json"),

@@ -14,7 +14,7 @@ from onnx_models.hf_import import build_hf_model_folder
 from onnx_models.install import (
     DEFAULT_GRAPH,
     ModelInstallError,
-    _build_lock,
+    build_lock,
     is_installed,
     model_dir_for,
 )
@@ -55,7 +55,7 @@ def install_checkpoint(
     if not force and is_installed(folder, options):
         return folder
     try:
-        with _build_lock(folder):
+        with build_lock(folder):
             if not force and is_installed(folder, options):  # another process built it
                 return folder
             build_hf_model_folder(

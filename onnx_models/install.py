@@ -106,7 +106,7 @@ def is_installed(folder: Path, options: GraphOptions = DEFAULT_GRAPH) -> bool:
 
 
 @contextlib.contextmanager
-def _build_lock(folder: Path) -> Iterator[None]:
+def build_lock(folder: Path) -> Iterator[None]:
     """Serialise builds of one model across processes (two editors starting at once)."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     lock_path = folder.parent / f".{folder.name}.lock"
@@ -137,7 +137,7 @@ def ensure_model(
     if not force and is_installed(folder, options):
         return folder
     try:
-        with _build_lock(folder):
+        with build_lock(folder):
             if not force and is_installed(folder, options):  # another process built it
                 return folder
             src = known.source

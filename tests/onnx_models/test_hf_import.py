@@ -199,6 +199,25 @@ def test_manifest_names_the_tokenizers_fim_tokens(imported) -> None:
     assert tokenizer.encode(text).ids[0] == tokenizer.token_to_id(case.fim[0])
 
 
+# The contrib operators each block shape should fuse into, by architecture.
+FUSED_OPS = {
+    "llama": {"SkipSimplifiedLayerNormalization", "Sigmoid"},
+    "qwen2": {"SkipSimplifiedLayerNormalization", "Sigmoid"},
+    "starcoder2": {"SkipLayerNormalization", "FastGelu"},
+}
+
+
+def test_graph_fuses_the_architectures_norm_and_activation(imported) -> None:
+    import onnx
+
+    _, _, model_dir = imported
+    graph = onnx.load(str(model_dir / "model.onnx"), load_external_data=False).graph
+    ops = {node.op_type for node in graph.node}
+    architecture = json.loads((model_dir / "manifest.json").read_text())["architecture"]
+    assert FUSED_OPS[architecture] <= ops
+    assert not (set().union(*FUSED_OPS.values()) - FUSED_OPS[architecture]) & ops
+
+
 def test_a_tokenizer_without_fim_tokens_runs_left_to_right(tmp_path: Path) -> None:
     checkpoint = tmp_path / "plain"
     write_checkpoint(checkpoint, Case("LlamaConfig", None))

@@ -154,49 +154,6 @@ class _Graph:
             return x
         return self.node("Add", [x, self.weight(f"{name}.bias", bias)], [f"{name}.biased"])
 
-    def activation(self, x: str, kind: str, name: str) -> str:
-        fused = self.options.attention == "gqa"
-        if kind == "silu":
-            return self.node("Mul", [x, self.node("Sigmoid", [x], [f"{name}.sig"])], [name])
-        if kind == "gelu_tanh" and fused:
-            return self.node("FastGelu", [x], [name], domain=MS_DOMAIN)
-        if kind == "gelu" and fused:
-            return self.node("Gelu", [x], [name], domain=MS_DOMAIN)
-        half_x = self.node(
-            "Mul", [x, self.const(f"{name}.half", [0.5], np.float32)], [f"{name}.hx"]
-        )
-        if kind == "gelu":  # 0.5 x (1 + erf(x / sqrt 2))
-            inner = self.node(
-                "Mul",
-                [x, self.const(f"{name}.rsqrt2", [1 / np.sqrt(2)], np.float32)],
-                [f"{name}.z"],
-            )
-            curve = self.node("Erf", [inner], [f"{name}.erf"])
-        else:  # 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))
-            cube = self.node("Mul", [x, self.node("Mul", [x, x], [f"{name}.x2"])], [f"{name}.x3"])
-            poly = self.node(
-                "Add",
-                [
-                    x,
-                    self.node(
-                        "Mul",
-                        [cube, self.const(f"{name}.c", [0.044715], np.float32)],
-                        [f"{name}.cx3"],
-                    ),
-                ],
-                [f"{name}.poly"],
-            )
-            scaled = self.node(
-                "Mul",
-                [poly, self.const(f"{name}.k", [np.sqrt(2 / np.pi)], np.float32)],
-                [f"{name}.z"],
-            )
-            curve = self.node("Tanh", [scaled], [f"{name}.tanh"])
-        one_plus = self.node(
-            "Add", [curve, self.const(f"{name}.one", [1.0], np.float32)], [f"{name}.1p"]
-        )
-        return self.node("Mul", [half_x, one_plus], [name])
-
     def linear(self, x: str, w: LinearWeight, name: str) -> str:
         """x @ w.T for w [out, in]; 4- or 8-bit blocks as MatMulNBits + the block minimums'
         term."""
@@ -465,19 +422,58 @@ def _portable_attention(g: _Graph, cfg: DecoderConfig, qkv: str, i: int) -> str:
     return g.node("Reshape", [ctx_t, g.const(f"{p}.ctx.shape", [0, 0, heads * hd])], [f"{p}.attn"])
 
 
+def _silu(g: _Graph, x: str, name: str) -> str:
+    return g.node("Mul", [x, g.node("Sigmoid", [x], [f"{name}.sig"])], [name])
+
+
+def _gelu(g: _Graph, x: str, name: str) -> str:
+    """0.5 x (1 + erf(x / sqrt 2)); onnxruntime's Gelu where contrib operators are allowed."""
+    if g.options.attention == "gqa":
+        return g.node("Gelu", [x], [name], domain=MS_DOMAIN)
+    scaled = g.node("Mul", [x, g.const(f"{name}.k", [1 / np.sqrt(2)], np.float32)], [f"{name}.z"])
+    return _half_x_one_plus(g, x, g.node("Erf", [scaled], [f"{name}.erf"]), name)
+
+
+def _gelu_tanh(g: _Graph, x: str, name: str) -> str:
+    """0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))); onnxruntime's FastGelu where contrib
+    operators are allowed."""
+    if g.options.attention == "gqa":
+        return g.node("FastGelu", [x], [name], domain=MS_DOMAIN)
+    cube = g.node("Mul", [x, g.node("Mul", [x, x], [f"{name}.x2"])], [f"{name}.x3"])
+    cubic = g.node("Mul", [cube, g.const(f"{name}.c", [0.044715], np.float32)], [f"{name}.cx3"])
+    poly = g.node("Add", [x, cubic], [f"{name}.poly"])
+    k = g.const(f"{name}.k", [np.sqrt(2 / np.pi)], np.float32)
+    scaled = g.node("Mul", [poly, k], [f"{name}.z"])
+    return _half_x_one_plus(g, x, g.node("Tanh", [scaled], [f"{name}.tanh"]), name)
+
+
+def _half_x_one_plus(g: _Graph, x: str, curve: str, name: str) -> str:
+    half_x = g.node("Mul", [x, g.const(f"{name}.half", [0.5], np.float32)], [f"{name}.hx"])
+    one_plus = g.node("Add", [curve, g.const(f"{name}.one", [1.0], np.float32)], [f"{name}.1p"])
+    return g.node("Mul", [half_x, one_plus], [name])
+
+
+# The activations a DecoderConfig may name.
+ACTIVATIONS: dict[str, Callable[[_Graph, str, str], str]] = {
+    "silu": _silu,
+    "gelu": _gelu,
+    "gelu_tanh": _gelu_tanh,
+}
+
+
 def _gated_mlp(g: _Graph, cfg: DecoderConfig, w: LayerWeights, x: str, p: str) -> str:
     """act(gate) * up, with gate and up as one packed linear."""
     assert w.gate is not None
     gate_up = g.linear(x, _concat([w.gate, w.up]), f"{p}.gate_up")
     split = g.weight(f"{p}.split", np.array([cfg.intermediate_size] * 2, dtype=np.int64))
     gate, up = g.node("Split", [gate_up, split], [f"{p}.gate", f"{p}.up"], axis=-1)
-    return g.node("Mul", [g.activation(gate, cfg.activation, f"{p}.act_gate"), up], [f"{p}.act"])
+    return g.node("Mul", [ACTIVATIONS[cfg.activation](g, gate, f"{p}.act_gate"), up], [f"{p}.act"])
 
 
 def _plain_mlp(g: _Graph, cfg: DecoderConfig, w: LayerWeights, x: str, p: str) -> str:
     """act(up + bias)."""
     up = g.add_bias(g.linear(x, w.up, f"{p}.up"), w.up_bias, f"{p}.up")
-    return g.activation(up, cfg.activation, f"{p}.act")
+    return ACTIVATIONS[cfg.activation](g, up, f"{p}.act")
 
 
 # The MLP kinds a DecoderConfig may name: each maps the normed input to the down projection's

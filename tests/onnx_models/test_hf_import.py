@@ -227,11 +227,17 @@ def test_a_tokenizer_without_fim_tokens_runs_left_to_right(tmp_path: Path) -> No
     assert manifest.name == "plain"
 
 
-def test_portable_graph_matches_for_layer_norm_and_gelu(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "attention, act",
+    [("portable", "gelu_pytorch_tanh"), ("portable", "gelu"), ("gqa", "gelu")],
+)
+def test_layer_norm_and_gelu_variants_match(tmp_path: Path, attention: str, act: str) -> None:
+    """The standard-operator fallback (LayerNormalization, GELU spelled out) and exact GELU."""
     checkpoint = tmp_path / "sc2"
     write_checkpoint(checkpoint, CASES["starcoder2"])
+    _edit_config(checkpoint, hidden_act=act)
     model_dir = build_hf_model_folder(
-        checkpoint, tmp_path / "model", name="sc2", options=GraphOptions(attention="portable")
+        checkpoint, tmp_path / "model", name="sc2", options=GraphOptions(attention=attention)
     )
     engine = Engine.load(model_dir)
     ids = engine.tokenizer.encode(PROMPT).ids

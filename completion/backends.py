@@ -21,13 +21,16 @@ from onnx_models.engine import Engine
 
 @dataclass(frozen=True)
 class GenerationPrompt:
-    # The masked prompt as text, ending at the cursor: what a remote server is sent.
+    # The masked prompt as text, ending at the cursor.
     text: str
     # The same prompt tokenized and token-healed: what the local engine runs.
     ids: tuple[int, ...]
     # Regenerates the characters healing took off `ids`; only the local engine can apply it,
     # since it needs the logits.
     constraint: HealingConstraint | None = None
+    # The end of `text` that healing took off: every generator's output starts with it, and
+    # the pipeline strips it again.
+    removed_text: str = ""
 
 
 @dataclass(frozen=True)
@@ -47,10 +50,6 @@ TextCallback = Callable[[str], bool]
 
 
 class TextGenerator(Protocol):
-    # True: the pipeline feeds token ids (on_token) and strips the healed prefix;
-    # False: it feeds text pieces (on_text) and the prompt is sent unhealed.
-    heals: bool
-
     def generate(
         self,
         prompt: GenerationPrompt,
@@ -60,14 +59,14 @@ class TextGenerator(Protocol):
         on_text: TextCallback,
         cancelled: Callable[[], bool],
     ) -> TextGeneration:
-        """Raises onnx_models.engine.GenerationCancelled once `cancelled()` turns true."""
+        """Stream what follows `prompt.text[:-len(prompt.removed_text)]`, starting with
+        `prompt.removed_text`: as token ids to `on_token` (local) or text to `on_text` (remote).
+        Raises onnx_models.engine.GenerationCancelled once `cancelled()` turns true."""
         ...
 
 
 class LocalGenerator:
     """The ONNX engine with greedy decoding under the token-healing constraint."""
-
-    heals = True
 
     def __init__(self, engine: Engine, stop_token_ids: frozenset[int], speculate: bool) -> None:
         self.engine = engine

@@ -272,15 +272,14 @@ class CompletionPipeline:
         generators: list[TextGenerator] = [local]
         if self.remote is not None:
             generators = [self.remote, local] if self.remote_fallback else [self.remote]
-        # Token healing needs the logits, so a remote server is sent the plain masked prompt
-        # ending at the cursor, without the healing back-off or its constraint.
-        prompt = GenerationPrompt(prompt_text, healed.prompt_ids, self.healer.constraint(healed))
+        prompt = GenerationPrompt(
+            prompt_text, healed.prompt_ids, self.healer.constraint(healed), healed.removed_text
+        )
         budget = self.settings.deadline_ms
         for generator in generators:
-            healing = generator.heals
             decoder = _Decoder(
                 self.engine,
-                healed.removed_text if healing else "",
+                healed.removed_text,
                 stops,
                 self.settings.stream_stops,
                 deadline=None if budget is None else t0 + budget / 1000,
@@ -288,8 +287,7 @@ class CompletionPipeline:
             try:
                 generation = generator.generate(
                     prompt,
-                    max_new_tokens=request.max_new_tokens
-                    + (len(healed.removed_ids) if healing else 0),
+                    max_new_tokens=request.max_new_tokens + len(healed.removed_ids),
                     on_token=decoder.on_token,
                     on_text=decoder.on_text,
                     cancelled=cancelled,

@@ -2,10 +2,14 @@
 llama.cpp's server, `nexttoken serve-model`), streamed as server-sent events.
 
 Only the prompt text crosses the network; the pipeline keeps prompting, stopping and
-filtering on this machine. The stream is read piece by piece and closed as soon as the
-pipeline's stop rules are satisfied, so the server stops generating too. Failures before the
-first piece are safe to repeat (connect errors, 429/502/503/504), and are retried with
-backoff; repeated failures open a circuit breaker so the editor does not wait on a dead server.
+filtering on this machine. Token healing without the logits: the server is sent the prompt
+backed off to the last pre-tokenizer boundary, and its text is passed on only once it has
+retyped what was taken off; an answer that writes something else is dropped and the prompt is
+sent again as it is, cursor and all (greedy decoding has nothing better to offer). The stream
+is read piece by piece and closed as soon as the pipeline's stop rules are satisfied, so the
+server stops generating too. Failures before the first piece are safe to repeat (connect
+errors, 429/502/503/504), and are retried with backoff; repeated failures open a circuit
+breaker so the editor does not wait on a dead server.
 The API key is read from the environment at each request and is never logged; neither is the
 URL's user information.
 """
@@ -131,8 +135,6 @@ class RemoteGenerator:
     """Streams completions from an OpenAI-compatible server. Thread-safe enough for the
     server's single inference worker; the breaker is shared by all requests."""
 
-    heals = False
-
     def __init__(self, settings: RemoteSettings) -> None:
         parts = urlsplit(settings.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -251,10 +253,39 @@ class RemoteGenerator:
         if cancelled():
             raise GenerationCancelled
         t0 = time.perf_counter()
+        removed = prompt.removed_text
+        healed = False
+        if removed and prompt.text.endswith(removed):
+            gate = _RetypedPrefix(removed, on_text)
+            healed_text = prompt.text[: -len(removed)]
+            reason, pieces, first = self._stream(healed_text, max_new_tokens, gate.feed, cancelled)
+            healed = gate.passed
+        if not healed:
+            if removed:
+                log.debug("remote backend: the answer did not retype %r; unhealed now", removed)
+                on_text(removed)  # the pipeline strips it as the healed prefix
+            reason, pieces, first = self._stream(prompt.text, max_new_tokens, on_text, cancelled)
+        end = time.perf_counter()
+        first = first if first is not None else end
+        return TextGeneration(
+            stop_reason=reason,
+            generated_tokens=pieces,
+            prefill_ms=(first - t0) * 1000,
+            decode_ms=(end - first) * 1000,
+            forward_passes=pieces,
+            source="remote",
+        )
+
+    def _stream(
+        self,
+        text: str,
+        max_new_tokens: int,
+        on_text: TextCallback,
+        cancelled: Callable[[], bool],
+    ) -> tuple[str, int, float | None]:
+        """One request: its stop reason, the pieces streamed, when the first came."""
         try:
-            conn, response = self._open_with_retries(
-                self._body(prompt.text, max_new_tokens), cancelled
-            )
+            conn, response = self._open_with_retries(self._body(text, max_new_tokens), cancelled)
         except RemoteBackendError:
             if self.breaker.record_failure():
                 log.error("remote backend %s: circuit open", self.display_url)
@@ -267,11 +298,11 @@ class RemoteGenerator:
                 if cancelled():
                     raise GenerationCancelled
                 choice = (event.get("choices") or [{}])[0]
-                text = choice.get("text") or ""
-                if text:
+                piece = choice.get("text") or ""
+                if piece:
                     first = first if first is not None else time.perf_counter()
                     pieces += 1
-                    if on_text(text):
+                    if on_text(piece):
                         reason = "callback"
                         break  # closing the stream below tells the server to stop
                     if pieces >= max_new_tokens:
@@ -288,16 +319,28 @@ class RemoteGenerator:
         finally:
             conn.close()
         self.breaker.record_success()
-        end = time.perf_counter()
-        first = first if first is not None else end
-        return TextGeneration(
-            stop_reason=reason,
-            generated_tokens=pieces,
-            prefill_ms=(first - t0) * 1000,
-            decode_ms=(end - first) * 1000,
-            forward_passes=pieces,
-            source="remote",
-        )
+        return reason, pieces, first
+
+
+class _RetypedPrefix:
+    """Holds a healed answer back until it has retyped `removed`, then passes it all on; an
+    answer that writes something else instead is stopped and never passed on."""
+
+    def __init__(self, removed: str, on_text: TextCallback) -> None:
+        self._removed = removed
+        self._on_text = on_text
+        self._held = ""
+        self.passed = False
+
+    def feed(self, piece: str) -> bool:
+        if self.passed:
+            return self._on_text(piece)
+        self._held += piece
+        if self._held.startswith(self._removed):
+            self.passed = True
+            return self._on_text(self._held)
+        # True stops the stream: it left the text the user typed.
+        return not self._removed.startswith(self._held)
 
 
 def _wait(seconds: float, cancelled: Callable[[], bool]) -> None:

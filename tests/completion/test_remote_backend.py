@@ -32,13 +32,13 @@ from onnx_models.serving import ApiTokens, ModelHttpServer, ServeConfig, serve
 
 KEY_ENV = "NEXTTOKEN_TEST_REMOTE_KEY"
 KEY = "sk-test-0123456789abcdef"
-# The cursor sits at a token boundary: a remote prompt is not token-healed, and mid-word
-# ("return mes") this model then goes astray where the healed local prompt does not.
 SOURCE = (
     "def greet(name):\n    message = 'Hello, ' + name\n    return message\n\n\n"
     "def shout(name):\n    return greet("
 )
 CURSOR = Position(6, 17)
+# Mid-word: unhealed, this model continues "return mes" astray ("g"); healed, with "sage".
+MID_WORD = "def greet(name):\n    message = 'Hello, ' + name\n    return mes"
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +109,71 @@ def test_remote_suggestion_through_serve_model(
     # stream we closed has been noticed and its generation ended early.
     pipeline.complete(request())
     assert metric(model_server, "nexttoken_streams_closed_early_total") >= 1
+
+
+def test_mid_word_cursor_is_healed_remotely_too(
+    pipeline: CompletionPipeline, model_server: ModelHttpServer
+) -> None:
+    mid_word = CompletionRequest(MID_WORD, Position(2, 14), path="greet.py", max_new_tokens=8)
+    local = pipeline.complete(mid_word)
+    assert configure_backend(pipeline, remote_settings(url_of(model_server))) is None
+    remote = pipeline.complete(mid_word)
+    assert remote.stats.stop_reason != "remote_error", remote.stats.mode_reason
+    assert local.insert_text.startswith("sage"), local.insert_text
+    assert remote.insert_text == local.insert_text
+
+
+class AnswerByPrompt(BaseHTTPRequestHandler):
+    """Streams `answers[prompt]` as one piece; records the prompts it was sent."""
+
+    answers: dict[str, str] = {}
+    prompts: list[str] = []
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        AnswerByPrompt.prompts.append(body["prompt"])
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        chunk = {"choices": [{"text": self.answers[body["prompt"]], "finish_reason": "stop"}]}
+        self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\ndata: [DONE]\n\n")
+
+
+@pytest.mark.parametrize(
+    ("removed", "answers", "prompts", "pieces"),
+    [
+        # The healed answer retypes " bar": passed on whole, one request.
+        (" bar", {"foo": " bartender"}, ["foo"], [" bartender"]),
+        # It writes something else: dropped, and the prompt is sent again unhealed.
+        (" bar", {"foo": " baz", "foo bar": "ley"}, ["foo", "foo bar"], [" bar", "ley"]),
+        # Healing took off text that is not the prompt's end (a tokenizer's own spelling of
+        # it): sent unhealed at once, still led by the text the pipeline strips.
+        ("\u2581bar", {"foo bar": "ley"}, ["foo bar"], ["\u2581bar", "ley"]),
+    ],
+)
+def test_remote_healing_sends_the_backed_off_prompt(
+    removed: str, answers: dict[str, str], prompts: list[str], pieces: list[str]
+) -> None:
+    AnswerByPrompt.answers, AnswerByPrompt.prompts = answers, []
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), AnswerByPrompt)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    streamed: list[str] = []
+    try:
+        RemoteGenerator(RemoteSettings(url_of(httpd))).generate(
+            GenerationPrompt("foo bar", (1,), removed_text=removed),
+            max_new_tokens=8,
+            on_token=lambda t: False,
+            on_text=lambda p: streamed.append(p) is not None,
+            cancelled=lambda: False,
+        )
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert AnswerByPrompt.prompts == prompts
+    assert streamed == pieces
 
 
 def test_wrong_key_is_a_clear_error_without_the_key(

@@ -1,7 +1,8 @@
 """The remote backend against a real third-party server: llama-cpp-python's OpenAI-compatible
-server with the same GGUF as our default model. Building llama-cpp-python takes ~20 minutes of
-two cores, so CI has none: this runs only where $NEXTTOKEN_LLAMA_CPP_PYTHON names a python that
-has `llama_cpp.server` (benchmarks/remote_parity.py measures the agreement in full)."""
+server with the same GGUF as our default model, started by benchmarks/llama_cpp_server.py.
+Building llama-cpp-python takes ~20 minutes of two cores, so CI has none: this runs only where
+$NEXTTOKEN_LLAMA_CPP_PYTHON names a python that has `llama-cpp-python[server]`
+(benchmarks/remote_parity.py measures the agreement in full)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import http.client
 import os
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,15 +23,25 @@ from lsp_server.model_source import configure_backend
 from lsp_server.settings import ServerSettings
 
 LLAMA_PYTHON = os.environ.get("NEXTTOKEN_LLAMA_CPP_PYTHON", "")
+LAUNCHER = Path(__file__).parents[2] / "benchmarks" / "llama_cpp_server.py"
 pytestmark = pytest.mark.skipif(
     not LLAMA_PYTHON,
     reason="set NEXTTOKEN_LLAMA_CPP_PYTHON to a python with llama-cpp-python[server] to run",
 )
 
-SOURCE = (
-    "def greet(name):\n    message = 'Hello, ' + name\n    return message\n\n\n"
-    "def shout(name):\n    return greet("
-)
+GREET = "def greet(name):\n    message = 'Hello, ' + name\n    return message\n\n\n"
+REQUESTS = {
+    "token boundary": CompletionRequest(
+        GREET + "def shout(name):\n    return greet(",
+        Position(6, 17),
+        "greet.py",
+        max_new_tokens=24,
+    ),
+    # Healed remotely too: the server is sent "... return" and must retype " mes".
+    "mid-word": CompletionRequest(
+        GREET.rsplit("sage", 1)[0], Position(2, 14), "greet.py", max_new_tokens=24
+    ),
+}
 
 
 @pytest.fixture(scope="module")
@@ -37,17 +49,18 @@ def llama_url(gguf_path: Path) -> Iterator[str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server = subprocess.Popen(
-        [LLAMA_PYTHON, "-m", "llama_cpp.server", "--model", str(gguf_path)]
-        + ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "2"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    log_path = Path(tempfile.gettempdir()) / f"llama-server-test-{port}.log"
+    with log_path.open("wb") as log_file:
+        server = subprocess.Popen(
+            [LLAMA_PYTHON, str(LAUNCHER), "--model", str(gguf_path), "--port", str(port)],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + 120
     try:
         while True:
-            assert server.poll() is None, "llama_cpp.server exited"
-            assert time.monotonic() < deadline, "llama_cpp.server did not listen within 120 s"
+            assert server.poll() is None, f"the llama.cpp server exited; its log: {log_path}"
+            assert time.monotonic() < deadline, "the llama.cpp server did not listen in 120 s"
             try:
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
                 conn.request("GET", "/v1/models")
@@ -61,12 +74,16 @@ def llama_url(gguf_path: Path) -> Iterator[str]:
         server.wait(timeout=30)
 
 
-def test_llama_cpp_server_gives_the_local_suggestion(model_dir: Path, llama_url: str) -> None:
+@pytest.mark.parametrize("case", REQUESTS)
+def test_llama_cpp_server_gives_the_local_suggestion(
+    model_dir: Path, llama_url: str, case: str
+) -> None:
     pipeline = CompletionPipeline.load(model_dir)
-    request = CompletionRequest(SOURCE, Position(6, 17), path="greet.py", max_new_tokens=24)
+    request = REQUESTS[case]
     local = pipeline.complete(request)
     settings = ServerSettings(backend="remote", remote_url=llama_url, remote_fallback=False)
     assert configure_backend(pipeline, settings) is None
     remote = pipeline.complete(request)
     assert remote.stats.stop_reason != "remote_error", remote.stats.mode_reason
+    assert local.insert_text
     assert remote.insert_text == local.insert_text

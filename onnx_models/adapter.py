@@ -11,6 +11,7 @@ It never imports PyTorch; training and export live in onnx_models.train.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
 from dataclasses import dataclass, replace
@@ -138,6 +139,18 @@ class Adapter:
         except (OSError, KeyError, TypeError, ValueError) as exc:
             raise AdapterError(f"cannot read the adapter in {folder}: {exc}") from exc
         return cls(config, tensors)
+
+    def check_base(self, weights_file: Path) -> None:
+        """Refuse base weights other than those the adapter was trained on."""
+        digest = hashlib.sha256()
+        with weights_file.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        if self.config.base_sha256 and digest.hexdigest() != self.config.base_sha256:
+            raise AdapterError(
+                f"{weights_file.name} is not the file this adapter was trained on "
+                f"(sha256 {self.config.base_sha256})"
+            )
 
     @property
     def scale(self) -> float:

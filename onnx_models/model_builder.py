@@ -103,6 +103,7 @@ def build_model_folder(
             options=options,
         )
     lora = Adapter.load(adapter)
+    lora.check_base(gguf_path)
     provenance["adapter"] = adapter.name
     return write_model_folder(
         AdaptedWeights(weights, lora),

@@ -7,6 +7,7 @@ The adapter is saved every `--save-every` steps under ~/.cache/nexttoken/train/<
 
     python -m onnx_models.train.lora --run smollm2-fim --tokens 600000
     python -m onnx_models.train.lora --probe     # tokens/s of seq length x dtype x rank
+    python -m onnx_models.train.lora --evaluate ~/.cache/nexttoken/train/smollm2-fim/latest
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from peft import LoraConfig, get_peft_model
+from peft import LoraConfig, PeftModel, get_peft_model
 from tokenizers import Tokenizer
 from transformers import AutoModelForCausalLM
 
-from onnx_models.train.data import load_corpus
+from onnx_models.train.data import CorpusFile, load_corpus
 from onnx_models.train.fim import (
     REUSED_FIM,
     FimOptions,
@@ -40,7 +41,6 @@ TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down
 CACHE = Path.home() / ".cache/nexttoken"
 GGUF = CACHE / "downloads/SmolLM2-135M-Instruct.Q4_1.gguf"
 TOKENIZER = CACHE / "models/smollm2/tokenizer.json"
-CORPUS_CACHE = CACHE / "train/corpus.jsonl"
 # The LoRA run sees a few hundred thousand tokens on two cores: a sample of every source does.
 SAMPLE_CACHE = CACHE / "train/corpus-sample.jsonl"
 FILES_PER_SOURCE = 40
@@ -62,8 +62,14 @@ class TrainConfig:
     dtype: str = "autocast"
     fim_rate: float = 0.7
     save_every: int = 10
+    log_every: int = 5
     val_sequences: int = 4
     seed: int = 0
+
+
+def corpus_sample() -> list[CorpusFile]:
+    """The training files: FILES_PER_SOURCE of each source (cached after the first run)."""
+    return load_corpus(SAMPLE_CACHE, FILES_PER_SOURCE)
 
 
 def fim_token_ids(tokenizer: Tokenizer) -> list[int]:
@@ -175,12 +181,9 @@ def train(config: TrainConfig, run_dir: Path) -> None:
 
     tokenizer = Tokenizer.from_file(str(TOKENIZER))
     started = time.time()
-    corpus = [
-        (f.source, f.path, f.text, f.is_validation)
-        for f in load_corpus(SAMPLE_CACHE, FILES_PER_SOURCE)
-    ]
-    train_files = [c[:3] for c in corpus if not c[3]]
-    val_files = [c[:3] for c in corpus if c[3]]
+    corpus = corpus_sample()
+    train_files = [(f.source, f.path, f.text) for f in corpus if not f.is_validation]
+    val_files = [(f.source, f.path, f.text) for f in corpus if f.is_validation]
     log(
         {
             "event": "corpus",
@@ -218,15 +221,17 @@ def train(config: TrainConfig, run_dir: Path) -> None:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         seen += ids.numel()
-        smoothed = float(loss) if smoothed is None else 0.9 * smoothed + 0.1 * float(loss)
-        if (step + 1) % 5 == 0:
+        value = loss.item()
+        smoothed = value if smoothed is None else 0.9 * smoothed + 0.1 * value
+        if (step + 1) % config.log_every == 0:
             elapsed = time.time() - window_start
             log(
                 {
                     "step": step + 1,
                     "tokens": seen,
-                    "loss": round(smoothed, 4),
-                    "tokens_per_s": round(5 * ids.numel() / elapsed, 1),
+                    "loss": round(value, 4),
+                    "smoothed_loss": round(smoothed, 4),
+                    "tokens_per_s": round(config.log_every * ids.numel() / elapsed, 1),
                     "lr": round(optimizer.param_groups[0]["lr"], 7),
                 }
             )
@@ -245,6 +250,18 @@ def train(config: TrainConfig, run_dir: Path) -> None:
             **validation(model, val, config),
         }
     )
+
+
+def evaluate(checkpoint: Path, config: TrainConfig) -> dict[str, float]:
+    """The validation losses of a saved adapter, on the run's own validation sequences."""
+    torch.set_num_threads(2)
+    tokenizer = Tokenizer.from_file(str(TOKENIZER))
+    val_files = [(f.source, f.path, f.text) for f in corpus_sample() if f.is_validation]
+    base = AutoModelForCausalLM.from_pretrained(
+        str(GGUF.parent), gguf_file=GGUF.name, dtype=torch.float32
+    )
+    model = PeftModel.from_pretrained(base, str(checkpoint))
+    return validation(model, validation_sets(val_files, tokenizer, config), config)
 
 
 def probe(seconds_per_setting: float, settings: list[tuple[int, int, str]]) -> None:
@@ -299,7 +316,11 @@ def main() -> None:
     parser.add_argument("--dtype", choices=["bf16", "autocast", "fp32"], default="autocast")
     parser.add_argument("--fim-rate", type=float, default=0.7)
     parser.add_argument("--save-every", type=int, default=10)
+    parser.add_argument("--evaluate", type=Path, help="a saved adapter: print its val losses")
     args = parser.parse_args()
+    if args.evaluate:
+        print(json.dumps(evaluate(args.evaluate, TrainConfig(tokens=0, dtype=args.dtype))))
+        return
     if args.probe:
         settings = [(16, 512, "bf16"), (16, 256, "bf16"), (16, 256, "autocast"), (8, 512, "bf16")]
         probe(args.probe_seconds, settings)

@@ -3,8 +3,9 @@
 
 GGUF's Q4_1 tensors already have this form, so they are carried over bit for bit; any other
 weight is quantised to it from float32 (min/max per block). 8 bits hold a Q4_1 block exactly
-too (its 16 levels are every 17th of 256). The graph runs it with MatMulNBits (zero point 0)
-plus one small MatMul for the block minimums.
+too (its 16 levels are every 17th of 256), and a dequantised Q8_0 block (absmax / 127 steps)
+is kept on its own grid. The graph runs it with MatMulNBits (zero point 0) plus one small
+MatMul for the block minimums.
 """
 
 from __future__ import annotations
@@ -77,7 +78,24 @@ def quantize(w: np.ndarray, bits: int = 4) -> BlockQuant:
     scale = (hi - lo) / levels
     safe = np.where(scale == 0, 1.0, scale)
     q = np.clip(np.rint((blocks - lo[..., None]) / safe[..., None]), 0, levels).astype(np.uint8)
-    return BlockQuant(q, scale.astype(np.float32), lo.astype(np.float32), bits)
+    out = BlockQuant(q, scale.astype(np.float32), lo.astype(np.float32), bits)
+    return _keep_q8_0_grid(blocks, out) if bits == 8 else out
+
+
+def _keep_q8_0_grid(blocks: np.ndarray, out: BlockQuant) -> BlockQuant:
+    """Blocks whose values are whole multiples of absmax / 127 (a dequantised GGUF Q8_0 block:
+    those products and quotients are exact in float32) take that step, so they stay exact; a
+    min/max grid of 255 steps would move them by up to half a step."""
+    step = np.abs(blocks).max(axis=-1) / 127
+    safe = np.where(step == 0, 1.0, step)
+    k = blocks / safe[..., None]
+    on_grid = np.all(k == np.rint(k), axis=-1) & (step > 0)
+    if not on_grid.any():
+        return out
+    q = np.where(on_grid[..., None], np.rint(k) + 128, out.q).astype(np.uint8)
+    scale = np.where(on_grid, step, out.scale).astype(np.float32)
+    minimum = np.where(on_grid, -128 * step, out.minimum).astype(np.float32)
+    return BlockQuant(q, scale, minimum, 8)
 
 
 def requantize(w: BlockQuant, bits: int) -> BlockQuant:

@@ -39,6 +39,13 @@ def test_eight_bits_quarter_the_error_of_four_and_hold_q4_blocks_exactly() -> No
     np.testing.assert_allclose(requantize(q4, 8).dequantize(), q4.dequantize(), atol=1e-6)
 
 
+def test_q8_0_tensors_stay_exact_in_eight_bits(gguf_reader: GGUFReader) -> None:
+    tensor = next(t for t in gguf_reader.tensors if t.tensor_type == GGMLQuantizationType.Q8_0)
+    w = np.asarray(dequantize(tensor.data, tensor.tensor_type), dtype=np.float32)[:512]
+    np.testing.assert_array_equal(quantize(w, 8).dequantize(), w)
+    assert np.abs(quantize(w, 4).dequantize() - w).max() > 0  # 4 bits cannot hold them
+
+
 def test_shipped_graph_stays_close_to_float(model_dir: Path, fp32_model_dir: Path) -> None:
     """The default (4-bit weights, float activations) computes what float32 computes."""
     shipped, fp32 = Engine.load(model_dir), Engine.load(fp32_model_dir)

@@ -1,15 +1,19 @@
 """Parity with a third-party OpenAI-compatible server: llama-cpp-python serving the same GGUF.
 
-Our default model is the GGUF file the installer downloaded, dequantised into an fp32 ONNX
-graph; llama.cpp runs the same Q4_1 weights with its own quantised kernels. For prompts cut
-from real source files at line ends, this compares greedy text
-  1. raw: our engine's greedy continuation against llama.cpp's `/v1/completions` (temperature
-     0), as characters and as tokens of our tokenizer agreeing from the start;
+Our default model is the GGUF file the installer downloaded, its Q4_1 blocks held exactly in
+`MatMulNBits` with fp32 activations and an fp32 LM head; llama.cpp runs the same blocks with
+its own kernels (activations quantised to 8 bits, the tied head kept as Q8_0). For prompts cut
+from real source files, this compares greedy text
+  1. raw: our engine's greedy continuation against llama.cpp's `/v1/completions` at
+     temperature 0: identical texts, how many of our tokens agree from the start, where the
+     first disagreement falls and how close our top two logits were there; once more with
+     llama-cpp-python's default repeat penalty (1.1), which applies even at temperature 0;
   2. through the pipeline: the suggestion with the local backend against the suggestion with
-     `backend: remote` pointed at llama.cpp (stops, filters, post-processing all local).
+     `backend: remote` pointed at llama.cpp (stops, filters, post-processing all local), at
+     line ends and at mid-word cursors, with the remote backend's token healing and without.
 
 Run: python benchmarks/remote_parity.py --llama-python /work/venv-peers/bin/python
-(or NEXTTOKEN_LLAMA_CPP_PYTHON; that python needs `llama-cpp-python[server]`).
+(or $NEXTTOKEN_LLAMA_CPP_PYTHON; that python needs `llama-cpp-python[server]`).
 """
 
 from __future__ import annotations
@@ -26,19 +30,33 @@ import sys
 import sysconfig
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from completion.pipeline import CompletionPipeline
+import numpy as np
+
+from completion.backends import GenerationPrompt, TextCallback, TextGeneration, TokenCallback
+from completion.pipeline import CompletionPipeline, PipelineSettings
+from completion.remote_backend import RemoteGenerator, RemoteSettings
 from completion.request import CompletionRequest, Position
-from lsp_server.model_source import configure_backend
-from lsp_server.settings import ServerSettings
 from onnx_models.engine import Engine
 from onnx_models.install import ensure_model
 from onnx_models.paths import downloads_dir
 from onnx_models.registry import DEFAULT_MODEL, KNOWN_MODELS
 
 LLAMA_PYTHON_ENV = "NEXTTOKEN_LLAMA_CPP_PYTHON"
-STDLIB_FILES = ("textwrap.py", "shlex.py", "fractions.py", "csv.py", "json/encoder.py")
+LAUNCHER = Path(__file__).with_name("llama_cpp_server.py")
+STDLIB_FILES = (
+    "textwrap.py",
+    "shlex.py",
+    "fractions.py",
+    "csv.py",
+    "json/encoder.py",
+    "argparse.py",
+    "dataclasses.py",
+    "functools.py",
+)
 
 
 def free_port() -> int:
@@ -47,18 +65,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_llama_server(python: str, gguf: Path, port: int, threads: int) -> subprocess.Popen:
-    command = [python, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--n_ctx", "2048", "--n_threads", str(threads)]
+def start_llama_server(
+    python: str, gguf: Path, port: int, threads: int, kv_type: str
+) -> subprocess.Popen:
+    command = [python, str(LAUNCHER), "--model", str(gguf), "--port", str(port)]
+    command += ["--threads", str(threads), "--kv-type", kv_type]
     # Its log goes to a file: llama.cpp writes more than a pipe holds while loading, and a
     # full pipe would stop it before it listens.
     log_path = Path(tempfile.gettempdir()) / f"llama-server-{port}.log"
     with log_path.open("wb") as log_file:
-        server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log_file)
+        server = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise RuntimeError(f"llama_cpp.server exited; its log: {log_path}")
+            raise RuntimeError(f"the llama.cpp server exited; its log: {log_path}")
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
             conn.request("GET", "/v1/models")
@@ -68,20 +88,31 @@ def start_llama_server(python: str, gguf: Path, port: int, threads: int) -> subp
             # Not listening yet: a process start has no readiness signal but the port.
             time.sleep(0.5)
     server.kill()
-    raise RuntimeError("llama_cpp.server did not start within 120 s")
+    raise RuntimeError("the llama.cpp server did not start within 120 s")
 
 
-def llama_complete(port: int, prompt: str, max_tokens: int) -> str:
+def llama_complete(port: int, prompt: str, max_tokens: int, repeat_penalty: float) -> str:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
-    body = {"prompt": prompt, "max_tokens": max_tokens, "temperature": 0, "top_k": 1}
+    body = {
+        "prompt": prompt,
+        "max_tokens": max_tokens,
+        "temperature": 0,
+        "repeat_penalty": repeat_penalty,
+    }
     conn.request("POST", "/v1/completions", json.dumps(body), {"Content-Type": "application/json"})
     answer = json.loads(conn.getresponse().read())
     return answer["choices"][0]["text"]
 
 
-def source_prompts(count: int, seed: int) -> list[tuple[str, str]]:
-    """(file name, text up to a line end) pairs; the text ends after a newline and the next
-    line's indentation, a token boundary where healing changes nothing."""
+@dataclass(frozen=True)
+class Case:
+    name: str
+    text: str  # the document up to the cursor
+
+
+def source_cases(count: int, seed: int, mid_word: bool) -> list[Case]:
+    """Thirty lines of a stdlib module up to a cursor: after the next line's indentation
+    (a line end), or `mid_word`, after the first three characters of its first word."""
     rng = random.Random(seed)
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     cases = []
@@ -91,85 +122,211 @@ def source_prompts(count: int, seed: int) -> list[tuple[str, str]]:
         while True:
             at = rng.randrange(20, len(lines) - 1)
             following = lines[at]
-            if following.strip() and not following.lstrip().startswith("#"):
+            code = following.lstrip()
+            if code.strip() and not code.startswith("#") and code[:4].isidentifier():
                 break
-        indent = following[: len(following) - len(following.lstrip())]
-        start = max(0, at - 30)
-        cases.append((name, "".join(lines[start:at]) + indent))
+        indent = following[: len(following) - len(code)]
+        cut = indent + (code[:3] if mid_word else "")
+        cases.append(Case(name, "".join(lines[max(0, at - 30) : at]) + cut))
     return cases
 
 
-def agreement(a: str, b: str, encode) -> tuple[int, int, int, int]:
-    """Characters and tokens agreeing from the start, and the longer length of each."""
-    chars = next(
-        (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+@dataclass(frozen=True)
+class RawRow:
+    name: str
+    ours: str
+    theirs: str
+    agreeing_tokens: int  # of our tokens, from the start, whose text llama.cpp also wrote
+    our_tokens: int
+    margin: float | None  # our top-1 minus top-2 logit at the first disagreement
+
+
+def greedy_with_margins(
+    engine: Engine, ids: list[int], max_tokens: int
+) -> tuple[list[int], list[float]]:
+    margins: list[float] = []
+
+    def pick(logits: np.ndarray, step: int) -> int:
+        top2 = np.partition(logits, -2)[-2:]
+        margins.append(float(top2[1] - top2[0]))
+        return int(np.argmax(logits))
+
+    # A cold cache for every prompt: the same prefill path for all of them.
+    engine.rewind(0)
+    tokens = engine.generate(ids, max_new_tokens=max_tokens, pick=pick).tokens
+    return list(tokens), margins
+
+
+def raw_row(
+    name: str,
+    ours_ids: list[int],
+    margins: list[float],
+    theirs: str,
+    decode: Callable[[list[int]], str],
+) -> RawRow:
+    agreeing = 0
+    while agreeing < len(ours_ids) and theirs.startswith(decode(ours_ids[: agreeing + 1])):
+        agreeing += 1
+    ours = decode(ours_ids)
+    # Past our last token, the disagreement is our end of text against more of theirs.
+    margin = margins[agreeing] if ours != theirs and agreeing < len(margins) else None
+    return RawRow(name, ours, theirs, agreeing, len(ours_ids), margin)
+
+
+def compare_raw(
+    engine: Engine, port: int, cases: list[Case], max_tokens: int, repeat_penalty: float
+) -> list[RawRow]:
+    tok = engine.tokenizer
+
+    def decode(ids: list[int]) -> str:
+        return tok.decode(ids, skip_special_tokens=False)
+
+    rows = []
+    for case in cases:
+        ids = tok.encode(case.text, add_special_tokens=False).ids
+        ours_ids, margins = greedy_with_margins(engine, ids, max_tokens)
+        theirs = llama_complete(port, case.text, max_tokens, repeat_penalty)
+        rows.append(raw_row(case.name, ours_ids, margins, theirs, decode))
+    return rows
+
+
+def report_raw(title: str, rows: list[RawRow], max_tokens: int, show: bool) -> None:
+    same = sum(r.ours == r.theirs for r in rows)
+    agreeing = [r.agreeing_tokens for r in rows]
+    firsts = sorted(r.agreeing_tokens for r in rows if r.ours != r.theirs)
+    margins = [r.margin for r in rows if r.margin is not None]
+    print(f"{title}: {len(rows)} prompts x {max_tokens} tokens", flush=True)
+    print(f"  identical texts: {same}/{len(rows)}")
+    print(
+        f"  our tokens agreeing from the start: median {statistics.median(agreeing)}, "
+        f"min {min(agreeing)}, all: {sorted(agreeing)}"
     )
-    ta, tb = encode(a), encode(b)
-    toks = next(
-        (i for i, (x, y) in enumerate(zip(ta, tb, strict=False)) if x != y), min(len(ta), len(tb))
-    )
-    return chars, max(len(a), len(b)), toks, max(len(ta), len(tb))
+    if firsts:
+        print(f"  first disagreement at our token: {firsts}")
+    if margins:
+        print(
+            f"  our top-2 logit gap there: median {statistics.median(margins):.2f}, "
+            f"max {max(margins):.2f}"
+        )
+    if show:
+        for r in rows:
+            if r.ours != r.theirs:
+                print(
+                    f"    {r.name}: token {r.agreeing_tokens}/{r.our_tokens}: "
+                    f"ours {r.ours!r} llama {r.theirs!r}"
+                )
+
+
+class UnhealedRemote(RemoteGenerator):
+    """The remote backend as it was before it healed: the prompt sent as it is."""
+
+    def generate(
+        self,
+        prompt: GenerationPrompt,
+        *,
+        max_new_tokens: int,
+        on_token: TokenCallback,
+        on_text: TextCallback,
+        cancelled: Callable[[], bool],
+    ) -> TextGeneration:
+        on_text(prompt.removed_text)  # what the pipeline strips as the healed prefix
+        return super().generate(
+            replace(prompt, removed_text=""),
+            max_new_tokens=max_new_tokens,
+            on_token=on_token,
+            on_text=on_text,
+            cancelled=cancelled,
+        )
+
+
+def remote_pipeline(engine: Engine, url: str, heal: bool) -> CompletionPipeline:
+    # No wall-clock budget: on a busy machine it would cut the two backends at different lines.
+    pipeline = CompletionPipeline(engine, PipelineSettings(deadline_ms=None))
+    # A loaded 2-core box can take longer than the default 15 s to the first piece.
+    settings = RemoteSettings(url, read_timeout_s=300, stop=tuple(pipeline.manifest.stop_tokens))
+    pipeline.remote = RemoteGenerator(settings) if heal else UnhealedRemote(settings)
+    pipeline.remote_fallback = False
+    return pipeline
+
+
+def compare_pipelines(
+    pipelines: dict[str, CompletionPipeline], cases: list[Case], max_tokens: int
+) -> list[tuple[str, list[str]]]:
+    rows = []
+    for case in cases:
+        lines = case.text.split("\n")
+        position = Position(len(lines) - 1, len(lines[-1]))
+        request = CompletionRequest(case.text, position, path=case.name, max_new_tokens=max_tokens)
+        texts = []
+        for pipeline in pipelines.values():
+            result = pipeline.complete(request)
+            if result.stats.stop_reason == "remote_error":
+                raise RuntimeError(f"remote backend failed: {result.stats.mode_reason}")
+            texts.append(result.insert_text)
+        rows.append((case.name, texts))
+    return rows
+
+
+def report_pipelines(
+    title: str, names: list[str], rows: list[tuple[str, list[str]]], show: bool
+) -> None:
+    """Each pipeline against the first (local)."""
+    print(f"{title}: {len(rows)} cursors")
+    for i, name in enumerate(names[1:], 1):
+        same = sum(texts[i] == texts[0] for _, texts in rows)
+        empty = sum(not texts[i] for _, texts in rows)
+        print(f"  {name}: identical to local {same}/{len(rows)} (empty {empty})")
+    print(f"  local: empty {sum(not texts[0] for _, texts in rows)}", flush=True)
+    if show:
+        for case, texts in rows:
+            if len(set(texts)) > 1:
+                print(
+                    f"    {case}: "
+                    + " | ".join(f"{n} {t!r}" for n, t in zip(names, texts, strict=True))
+                )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--llama-python", default=os.environ.get(LLAMA_PYTHON_ENV, ""))
-    parser.add_argument("--prompts", type=int, default=12)
-    parser.add_argument("--max-tokens", type=int, default=24)
+    parser.add_argument("--prompts", type=int, default=24)
+    parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--llama-kv", choices=("f16", "f32"), default="f16")
+    parser.add_argument(
+        "--repeat-penalties", default="1.0,1.1", help="llama.cpp's, one raw run each ('': none)"
+    )
+    parser.add_argument("--raw-only", action="store_true", help="skip the pipeline comparison")
+    parser.add_argument("--show", action="store_true", help="print every disagreement")
     args = parser.parse_args()
     if not args.llama_python:
         parser.error(f"--llama-python or ${LLAMA_PYTHON_ENV}: a python with llama_cpp")
     model_dir = ensure_model(DEFAULT_MODEL)
     gguf = downloads_dir() / Path(KNOWN_MODELS[DEFAULT_MODEL].source.member).name
     port = free_port()
-    server = start_llama_server(args.llama_python, gguf, port, args.threads)
+    server = start_llama_server(args.llama_python, gguf, port, args.threads, args.llama_kv)
+    print(f"llama.cpp KV cache: {args.llama_kv}; ours: float32")
     try:
         engine = Engine.load(model_dir, threads=args.threads)
-        tok = engine.tokenizer
+        line_end = source_cases(args.prompts, args.seed, mid_word=False)
+        mid_word = source_cases(args.prompts, args.seed, mid_word=True)
+        for penalty in (float(p) for p in args.repeat_penalties.split(",") if p):
+            rows = compare_raw(engine, port, line_end, args.max_tokens, penalty)
+            title = f"raw greedy, repeat_penalty {penalty}"
+            report_raw(title, rows, args.max_tokens, args.show)
+        if args.raw_only:
+            return 0
 
-        def encode(text: str) -> list[int]:
-            return tok.encode(text, add_special_tokens=False).ids
-
-        cases = source_prompts(args.prompts, args.seed)
-        raw_rows = []
-        for name, prompt in cases:
-            ids = encode(prompt)
-            ours = tok.decode(
-                list(engine.generate(ids, max_new_tokens=args.max_tokens).tokens),
-                skip_special_tokens=False,
-            )
-            theirs = llama_complete(port, prompt, args.max_tokens)
-            raw_rows.append((name, ours, theirs, *agreement(ours, theirs, encode)))
-        exact = sum(ours == theirs for _, ours, theirs, *_ in raw_rows)
-        char_share = statistics.median(c / max(n, 1) for *_, c, n, _, _ in raw_rows)
-        tok_share = statistics.median(t / max(m, 1) for *_, t, m in raw_rows)
-        print(f"raw greedy, {len(raw_rows)} prompts x {args.max_tokens} tokens:")
-        print(f"  identical: {exact}/{len(raw_rows)}")
-        print(
-            f"  median share agreeing from the start: "
-            f"chars {char_share:.2f}, tokens {tok_share:.2f}"
-        )
-        for name, ours, theirs, _c, _n, t, m in raw_rows:
-            if ours != theirs:
-                print(f"  {name}: diverge at token {t}/{m}: ours {ours!r} llama {theirs!r}")
-
-        local = CompletionPipeline(engine)
-        remote = CompletionPipeline(engine)
-        settings = ServerSettings(backend="remote", remote_url=f"http://127.0.0.1:{port}/v1")
-        assert configure_backend(remote, settings) is None
-        same = 0
-        for name, prompt in cases:
-            lines = prompt.split("\n")
-            position = Position(len(lines) - 1, len(lines[-1]))
-            request = CompletionRequest(prompt, position, path=name, max_new_tokens=48)
-            a = local.complete(request).insert_text
-            b = remote.complete(request).insert_text
-            same += a == b
-            if a != b:
-                print(f"  pipeline {name}: local {a!r} remote {b!r}")
-        print(f"pipeline suggestions identical: {same}/{len(cases)}")
+        url = f"http://127.0.0.1:{port}/v1"
+        pipelines = {
+            "local": CompletionPipeline(engine, PipelineSettings(deadline_ms=None)),
+            "remote healed": remote_pipeline(engine, url, heal=True),
+            "remote unhealed": remote_pipeline(engine, url, heal=False),
+        }
+        for title, cases in (("pipeline, line ends", line_end), ("pipeline, mid-word", mid_word)):
+            rows_p = compare_pipelines(pipelines, cases, args.max_tokens)
+            report_pipelines(title, list(pipelines), rows_p, args.show)
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -92,15 +92,19 @@ class HfWeights:
             raise UnsupportedArchitectureError(f"{folder.name}: model_type {exc}") from None
         self.names = self.spec.hf
         self._files = self._tensor_files()
-        self.config = self._read_config()
+        try:
+            self.config = self._read_config()
+        except KeyError as exc:
+            raise WeightsError(f"{folder.name}/config.json has no {exc}") from None
 
     def _tensor_files(self) -> dict[str, Path]:
         index = self.folder / SHARD_INDEX_FILE
         if index.is_file():
             weight_map = read_json(index).get("weight_map", {})
             files = {name: self.folder / file for name, file in weight_map.items()}
-            for missing in sorted({p for p in files.values() if not p.is_file()}):
-                raise WeightsError(f"{index.name} names {missing.name}, which is missing")
+            missing = sorted({p.name for p in files.values() if not p.is_file()})
+            if missing:
+                raise WeightsError(f"{index.name} names {', '.join(missing)}, which are missing")
             return files
         shards = sorted(self.folder.glob("*.safetensors"))
         if not shards:

@@ -331,16 +331,17 @@ def test_cli_installs_a_checkpoint_folder_once(tmp_path: Path, monkeypatch, caps
     monkeypatch.setenv("NEXTTOKEN_CACHE_DIR", str(tmp_path / "cache"))
     checkpoint = tmp_path / "tiny-coder"
     write_checkpoint(checkpoint, CASES["qwen2"])
-    assert main(["model", "install", str(checkpoint), "--weights", "q8"]) == 0
+    flags = ["--weights", "q8", "--lm-head", "q8"]
+    assert main(["model", "install", str(checkpoint), *flags]) == 0
     folder = Path(capsys.readouterr().out.strip())
     assert folder.parent == tmp_path / "cache" / "models"
-    assert folder.name.startswith("tiny-coder-")
+    assert folder.name == "tiny-coder-gqa-q8-head_q8-acc0"
     manifest = Engine.load(folder).manifest
     assert (manifest.name, manifest.architecture) == ("tiny-coder", "qwen2")
     assert manifest.source["checkpoint"] == str(checkpoint)
     built = (folder / "model.onnx").stat().st_mtime_ns
 
-    assert main(["model", "install", str(checkpoint), "--weights", "q8"]) == 0
+    assert main(["model", "install", str(checkpoint), *flags]) == 0
     assert Path(capsys.readouterr().out.strip()) == folder
     assert (folder / "model.onnx").stat().st_mtime_ns == built  # reused, not rebuilt
 

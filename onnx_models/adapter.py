@@ -140,6 +140,13 @@ class Adapter:
             raise AdapterError(f"cannot read the adapter in {folder}: {exc}") from exc
         return cls(config, tensors)
 
+    @staticmethod
+    def identity(folder: Path) -> str:
+        """Names the adapter's weights in a manifest, so a model built from older ones is
+        rebuilt: the folder's name and the sha256 of adapter.safetensors, shortened."""
+        digest = hashlib.sha256((folder / ADAPTER_WEIGHTS).read_bytes()).hexdigest()
+        return f"{folder.name}@{digest[:16]}"
+
     def check_base(self, weights_file: Path) -> None:
         """Refuse base weights other than those the adapter was trained on."""
         digest = hashlib.sha256()

@@ -15,6 +15,7 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from onnx_models.adapter import Adapter
 from onnx_models.graph_builder import GraphOptions
 from onnx_models.manifest import MANIFEST_FILE, ManifestError, ModelManifest
 from onnx_models.model_builder import build_model_folder
@@ -95,13 +96,17 @@ def model_dir_for(name: str, options: GraphOptions = DEFAULT_GRAPH) -> Path:
     return models_dir() / f"{name}{suffix}"
 
 
-def is_installed(folder: Path, options: GraphOptions = DEFAULT_GRAPH) -> bool:
+def is_installed(
+    folder: Path, options: GraphOptions = DEFAULT_GRAPH, adapter: Path | None = None
+) -> bool:
     try:
         manifest = ModelManifest.load(folder)
     except ManifestError:
         return False
     if manifest.source.get("graph") != options.label():
         return False  # built with other graph options (or by an older nexttoken)
+    if adapter is not None and manifest.source.get("adapter") != Adapter.identity(adapter):
+        return False  # built with another version of the adapter
     return (folder / manifest.graph_file).is_file() and (folder / manifest.tokenizer_file).is_file()
 
 
@@ -134,11 +139,11 @@ def ensure_model(
         raise ModelInstallError(f"unknown model {name!r}; known: {', '.join(sorted(KNOWN_MODELS))}")
     report = console_progress() if progress else silent
     folder = model_dir_for(name, options)
-    if not force and is_installed(folder, options):
+    if not force and is_installed(folder, options, known.adapter):
         return folder
     try:
         with build_lock(folder):
-            if not force and is_installed(folder, options):  # another process built it
+            if not force and is_installed(folder, options, known.adapter):  # built meanwhile
                 return folder
             src = known.source
             cache = downloads_dir()

@@ -104,7 +104,7 @@ def build_model_folder(
         )
     lora = Adapter.load(adapter)
     lora.check_base(gguf_path)
-    provenance["adapter"] = adapter.name
+    provenance["adapter"] = Adapter.identity(adapter)
     return write_model_folder(
         AdaptedWeights(weights, lora),
         out_dir,

@@ -238,8 +238,8 @@ def write_adapted_tokenizer(tokenizer: Tokenizer, config: AdapterConfig, path: P
 
 
 def adapt_manifest(manifest: ModelManifest, config: AdapterConfig) -> ModelManifest:
-    """The manifest of the merged model: its FIM tokens; those no longer stop a completion."""
-    reused = {role.reused for role in config.fim_roles}
-    spellings = {role.spelling for role in config.fim_roles}
-    stops = tuple(t for t in manifest.stop_tokens if t not in reused and t not in spellings)
+    """The manifest of the merged model: its FIM tokens, under their new spelling also among
+    the stop tokens (a FIM token never belongs in a middle)."""
+    spelling = {role.reused: role.spelling for role in config.fim_roles}
+    stops = tuple(spelling.get(t, t) for t in manifest.stop_tokens)
     return replace(manifest, fim=config.fim, stop_tokens=stops)

@@ -77,7 +77,7 @@ def license_of(dist: metadata.Distribution) -> str:
     names += [c.split("::")[-1].strip() for c in meta.get_all("Classifier") or [] if "License" in c]
     # Some put the whole license text in `License`; its first line names it.
     names.append((meta.get("License") or "").strip().split("\n")[0][:120])
-    text = " | ".join(n for n in names if n and n.upper() != "UNKNOWN")
+    text = "; ".join(n for n in names if n and n.upper() != "UNKNOWN")
     if not text or _COPYLEFT.search(text):
         return ""
     found = _PERMISSIVE.search(text)
@@ -252,7 +252,8 @@ def write_card(out: Path, tokenizer_file: Path) -> None:
         "anything mentioning HumanEval, files flagged by nexttoken's secret filter, files over",
         "200 kB, generated or minified files, files that do not parse as Python 3, duplicates",
         f"by normalised content. {VALIDATION_PERCENT}% of files (by a hash of the path) are the",
-        "validation split.",
+        "validation split. The CPU runs (onnx_models.train.lora and .scratch) draw their files",
+        "from a sample of this corpus: a fixed random 40 files of each source.",
         "",
         f"Totals: {sum(stats.files.values()):,} files, {sum(stats.bytes.values()):,} bytes, "
         f"{sum(tokens.values()):,} tokens (train {split['train']:,}, "

@@ -11,6 +11,7 @@ from typing import Protocol
 
 import numpy as np
 
+from onnx_models.architectures import TensorNames
 from onnx_models.block_quant import BlockQuant
 
 # A linear layer's weight, [out, in]: dense float32, or 4-bit or 8-bit blocks.
@@ -97,6 +98,85 @@ def rotary_inv_freq(cfg: DecoderConfig) -> np.ndarray:
     scaled = np.where(wavelen > low_wavelen, inv_freq / scaling.factor, inv_freq)
     between = (wavelen <= low_wavelen) & (wavelen >= high_wavelen)
     return np.where(between, blended, scaled)
+
+
+class TensorSource:
+    """A weights file read as the common decoder shape: subclasses say how to read a tensor by
+    name (`tensor`, `has`, and `linear` where the file holds blocks to keep) and whether the
+    rotary rows of Q/K need reordering; the assembly of a block is the same for every format.
+    """
+
+    config: DecoderConfig
+    names: TensorNames
+
+    def tensor(self, name: str) -> np.ndarray:
+        raise NotImplementedError
+
+    def has(self, name: str) -> bool:
+        raise NotImplementedError
+
+    def linear(self, name: str, quantized: bool) -> LinearWeight:
+        """A weight [out, in]; a format that stores quantised blocks may keep them."""
+        return self.tensor(name)
+
+    def rotary_rows(self, w: LinearWeight, heads: int) -> LinearWeight:
+        """Q/K rows (or biases) in the Hugging Face half-split rotary order."""
+        return w
+
+    def _optional(self, template: str | None, i: int) -> np.ndarray | None:
+        if template is None:
+            return None
+        name = template.format(i=i)
+        return self.tensor(name) if self.has(name) else None
+
+    def layer(self, i: int, quantized: bool = False) -> LayerWeights:
+        """Block i's weights; `quantized` keeps linear weights the file stores as blocks."""
+        names = self.names.layer
+        cfg = self.config
+
+        def get(template: str) -> np.ndarray:
+            return self.tensor(template.format(i=i))
+
+        def lin(template: str) -> LinearWeight:
+            return self.linear(template.format(i=i), quantized)
+
+        def bias(template: str | None) -> np.ndarray | None:
+            return self._optional(template, i)
+
+        q_bias = bias(names.q_bias)
+        k_bias = bias(names.k_bias)
+        return LayerWeights(
+            attn_norm=get(names.attn_norm),
+            q=self.rotary_rows(lin(names.q), cfg.num_heads),
+            k=self.rotary_rows(lin(names.k), cfg.num_kv_heads),
+            v=lin(names.v),
+            o=lin(names.o),
+            q_bias=None if q_bias is None else self.rotary_rows(q_bias, cfg.num_heads),
+            k_bias=None if k_bias is None else self.rotary_rows(k_bias, cfg.num_kv_heads),
+            v_bias=bias(names.v_bias),
+            ffn_norm=get(names.ffn_norm),
+            gate=lin(names.gate) if cfg.mlp == "gated" and names.gate else None,
+            up=lin(names.up),
+            down=lin(names.down),
+            o_bias=bias(names.o_bias),
+            up_bias=bias(names.up_bias),
+            down_bias=bias(names.down_bias),
+            attn_norm_bias=bias(names.attn_norm_bias),
+            ffn_norm_bias=bias(names.ffn_norm_bias),
+        )
+
+    def embedding(self) -> np.ndarray:
+        return self.tensor(self.names.embed)
+
+    def lm_head(self) -> np.ndarray | None:
+        return None if self.config.tied_embeddings else self.tensor(self.names.lm_head)
+
+    def final_norm(self) -> np.ndarray:
+        return self.tensor(self.names.final_norm)
+
+    def final_norm_bias(self) -> np.ndarray | None:
+        name = self.names.final_norm_bias
+        return self.tensor(name) if name and self.has(name) else None
 
 
 class DecoderWeights(Protocol):

@@ -13,10 +13,15 @@ from gguf.quants import dequantize
 
 from onnx_models.architectures import ArchitectureSpec, architecture
 from onnx_models.block_quant import BlockQuant, from_q4_1_bytes
-from onnx_models.decoder_weights import DecoderConfig, LayerWeights, LinearWeight, WeightsError
+from onnx_models.decoder_weights import (
+    DecoderConfig,
+    LinearWeight,
+    TensorSource,
+    WeightsError,
+)
 
 
-class GgufWeights:
+class GgufWeights(TensorSource):
     """Lazy access to a GGUF file's config, tensors (dequantised on demand) and metadata."""
 
     def __init__(self, path: Path) -> None:
@@ -77,65 +82,13 @@ class GgufWeights:
             return from_q4_1_bytes(t.data, t.data.shape[0])
         return self.tensor(name)
 
-    def _optional(self, template: str | None, i: int) -> np.ndarray | None:
-        if template is None:
-            return None
-        name = template.format(i=i)
-        return self.tensor(name) if name in self._tensors else None
+    def has(self, name: str) -> bool:
+        return name in self._tensors
 
-    def _unpermute(self, w: LinearWeight, heads: int) -> LinearWeight:
+    def rotary_rows(self, w: LinearWeight, heads: int) -> LinearWeight:
         # Inverse of llama.cpp's reorder: rows (head, pair, 2) -> (head, 2, pair).
         if not self.spec.rope_rows_permuted:
             return w
         rows = w.shape[0]
         order = np.arange(rows).reshape(heads, rows // heads // 2, 2).swapaxes(1, 2).reshape(-1)
         return w.rows(order) if isinstance(w, BlockQuant) else w[order]
-
-    def layer(self, i: int, quantized: bool = False) -> LayerWeights:
-        """Block i's weights; `quantized` keeps Q4_1 linear weights as 4-bit blocks."""
-        names = self.names.layer
-        cfg = self.config
-
-        def get(template: str) -> np.ndarray:
-            return self.tensor(template.format(i=i))
-
-        def lin(template: str) -> LinearWeight:
-            return self.linear(template.format(i=i), quantized)
-
-        def bias(template: str | None) -> np.ndarray | None:
-            return self._optional(template, i)
-
-        q_bias = bias(names.q_bias)
-        k_bias = bias(names.k_bias)
-        return LayerWeights(
-            attn_norm=get(names.attn_norm),
-            q=self._unpermute(lin(names.q), cfg.num_heads),
-            k=self._unpermute(lin(names.k), cfg.num_kv_heads),
-            v=lin(names.v),
-            o=lin(names.o),
-            q_bias=None if q_bias is None else self._unpermute(q_bias, cfg.num_heads),
-            k_bias=None if k_bias is None else self._unpermute(k_bias, cfg.num_kv_heads),
-            v_bias=bias(names.v_bias),
-            ffn_norm=get(names.ffn_norm),
-            gate=lin(names.gate) if cfg.mlp == "gated" and names.gate else None,
-            up=lin(names.up),
-            down=lin(names.down),
-            o_bias=bias(names.o_bias),
-            up_bias=bias(names.up_bias),
-            down_bias=bias(names.down_bias),
-            attn_norm_bias=bias(names.attn_norm_bias),
-            ffn_norm_bias=bias(names.ffn_norm_bias),
-        )
-
-    def embedding(self) -> np.ndarray:
-        return self.tensor(self.names.embed)
-
-    def lm_head(self) -> np.ndarray | None:
-        return None if self.config.tied_embeddings else self.tensor(self.names.lm_head)
-
-    def final_norm(self) -> np.ndarray:
-        return self.tensor(self.names.final_norm)
-
-    def final_norm_bias(self) -> np.ndarray | None:
-        name = self.names.final_norm_bias
-        return self.tensor(name) if name and name in self._tensors else None

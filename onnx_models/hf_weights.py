@@ -16,9 +16,8 @@ from safetensors import safe_open
 from onnx_models.architectures import ArchitectureSpec, UnsupportedArchitectureError, architecture
 from onnx_models.decoder_weights import (
     DecoderConfig,
-    LayerWeights,
-    LinearWeight,
     RopeScaling,
+    TensorSource,
     WeightsError,
 )
 
@@ -77,7 +76,7 @@ def _rope_scaling(raw: dict | None, folder: Path) -> RopeScaling | None:
     )
 
 
-class HfWeights:
+class HfWeights(TensorSource):
     """Lazy access to a checkpoint folder's config and tensors (read on demand)."""
 
     def __init__(self, folder: Path) -> None:
@@ -175,51 +174,5 @@ class HfWeights:
             array = fh.get_tensor(name)
         return np.ascontiguousarray(array, dtype=np.float32)
 
-    def _optional(self, template: str | None, i: int) -> np.ndarray | None:
-        if template is None:
-            return None
-        name = template.format(i=i)
-        return self.tensor(name) if name in self._files else None
-
-    def layer(self, i: int, quantized: bool = False) -> LayerWeights:
-        """Block i's weights, float32 (safetensors hold no blocks to keep for `quantized`)."""
-        names = self.names.layer
-
-        def lin(template: str) -> LinearWeight:
-            return self.tensor(template.format(i=i))
-
-        def opt(template: str | None) -> np.ndarray | None:
-            return self._optional(template, i)
-
-        return LayerWeights(
-            attn_norm=self.tensor(names.attn_norm.format(i=i)),
-            q=lin(names.q),
-            k=lin(names.k),
-            v=lin(names.v),
-            o=lin(names.o),
-            q_bias=opt(names.q_bias),
-            k_bias=opt(names.k_bias),
-            v_bias=opt(names.v_bias),
-            ffn_norm=self.tensor(names.ffn_norm.format(i=i)),
-            gate=lin(names.gate) if self.config.mlp == "gated" and names.gate else None,
-            up=lin(names.up),
-            down=lin(names.down),
-            o_bias=opt(names.o_bias),
-            up_bias=opt(names.up_bias),
-            down_bias=opt(names.down_bias),
-            attn_norm_bias=opt(names.attn_norm_bias),
-            ffn_norm_bias=opt(names.ffn_norm_bias),
-        )
-
-    def embedding(self) -> np.ndarray:
-        return self.tensor(self.names.embed)
-
-    def lm_head(self) -> np.ndarray | None:
-        return None if self.config.tied_embeddings else self.tensor(self.names.lm_head)
-
-    def final_norm(self) -> np.ndarray:
-        return self.tensor(self.names.final_norm)
-
-    def final_norm_bias(self) -> np.ndarray | None:
-        name = self.names.final_norm_bias
-        return self.tensor(name) if name and name in self._files else None
+    def has(self, name: str) -> bool:
+        return name in self._files

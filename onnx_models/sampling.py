@@ -9,8 +9,9 @@ import numpy as np
 
 # pick(logits, step) -> token id
 TokenPicker = Callable[[np.ndarray, int], int]
-# Sampling looks at this many best tokens when top_k sets no smaller limit.
-_SAMPLED_TOP_K = 256
+# Sampling looks at this many best tokens when top_k sets no smaller limit (the default graph
+# computes these exactly: install.DEFAULT_GRAPH).
+SAMPLED_TOP_K = 256
 # Tokens outside the sampled set end up this far below it, but stay finite, so a constraint
 # that sets forbidden tokens to -inf (token healing) never leaves nothing to choose.
 _OUTSIDE_SAMPLE = 1e4
@@ -49,7 +50,7 @@ def noisy_picker(params: SamplingParams, pick: TokenPicker = greedy) -> TokenPic
 
     def sampled(logits: np.ndarray, step: int) -> int:
         # Work on the best few only: sorting 49k logits every step would be the cost.
-        k = min(params.top_k or _SAMPLED_TOP_K, logits.shape[-1])
+        k = min(params.top_k or SAMPLED_TOP_K, logits.shape[-1])
         top = np.argpartition(logits, -k)[-k:]
         scores = logits[top].astype(np.float64) / params.temperature
         if params.top_p < 1.0:

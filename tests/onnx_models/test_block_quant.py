@@ -11,6 +11,8 @@ from gguf.quants import dequantize
 
 from onnx_models.block_quant import BlockQuant, from_q4_1_bytes, quantize, requantize
 from onnx_models.engine import Engine
+from onnx_models.install import DEFAULT_GRAPH
+from onnx_models.sampling import SAMPLED_TOP_K
 
 
 def test_q4_1_tensors_are_read_exactly(gguf_path: Path) -> None:
@@ -47,14 +49,19 @@ def test_q8_0_tensors_stay_exact_in_eight_bits(gguf_reader: GGUFReader) -> None:
 
 
 def test_shipped_graph_stays_close_to_float(model_dir: Path, fp32_model_dir: Path) -> None:
-    """The default (4-bit weights, float activations) computes what float32 computes."""
+    """The default (4-bit weights, float activations; 8-bit head whose best logits are
+    recomputed in float32) gives what float32 gives where a choice is made."""
     shipped, fp32 = Engine.load(model_dir), Engine.load(fp32_model_dir)
-    assert shipped.manifest.source["graph"] == "gqa-q4-head_fp32-acc0"
+    assert shipped.manifest.source["graph"] == DEFAULT_GRAPH.label()
     ids = fp32.tokenizer.encode("def mean(values):\n    return sum(values) / len(").ids
     shipped.prefill(ids)
     fp32.prefill(ids)
-    # Same Q4_1 weights, float activations: only summation order differs.
-    np.testing.assert_allclose(shipped.logits, fp32.logits, atol=2e-3, rtol=0)
+    ranked = np.argsort(-fp32.logits)
+    best, tail = ranked[: SAMPLED_TOP_K // 2], ranked[4 * SAMPLED_TOP_K :]
+    # Same Q4_1 weights, float activations: only summation order differs where it counts ...
+    np.testing.assert_allclose(shipped.logits[best], fp32.logits[best], atol=2e-3, rtol=0)
+    # ... and the far tail is the 8-bit head's estimate.
+    assert 2e-3 < np.abs(shipped.logits[tail] - fp32.logits[tail]).max() < 4
     a = fp32.generate(ids, max_new_tokens=16, stop_token_ids=frozenset())
     b = shipped.generate(ids, max_new_tokens=16, stop_token_ids=frozenset())
     assert a.tokens == b.tokens

@@ -325,6 +325,45 @@ def test_eight_bit_weights_lose_less_than_four_bit(tmp_path: Path, arch: str) ->
     assert 0 < errors["q8"] < errors["q4"] / 4
 
 
+@pytest.mark.parametrize("arch", ["llama", "starcoder2"])  # a separate head, a tied one
+def test_rescored_head_gives_the_float_heads_best_logits(tmp_path: Path, arch: str) -> None:
+    checkpoint = tmp_path / arch
+    write_checkpoint(checkpoint, CASES[arch])
+    ids = Tokenizer.from_file(str(checkpoint / "tokenizer.json")).encode(PROMPT).ids
+    variants = {
+        "float head": GraphOptions(weights="q4"),
+        "8-bit head": GraphOptions(weights="q4", lm_head="q8"),
+        "rescored": GraphOptions(weights="q4", lm_head="q8", rescore=16),
+    }
+    engines = {
+        label: Engine.load(
+            build_hf_model_folder(checkpoint, tmp_path / str(i), name=str(i), options=o)
+        )
+        for i, (label, o) in enumerate(variants.items())
+    }
+    logits = {}
+    for label, engine in engines.items():
+        engine.prefill(ids)
+        logits[label] = engine.logits.copy()
+    expected = logits["float head"]
+    best = np.argsort(-expected)[:8]
+    tail = np.argsort(-expected)[64:]
+
+    def error(label: str, where: np.ndarray) -> float:
+        return float(np.abs(logits[label][where] - expected[where]).max())
+
+    # int8 activations move the 8-bit head's logits; recomputing the best ones undoes it there,
+    # and only there: the tail keeps the 8-bit estimate.
+    assert error("8-bit head", best) > 1e-3
+    assert error("rescored", best) < 1e-4
+    assert error("rescored", tail) > 1e-3
+    greedy = {
+        label: engine.generate(ids, max_new_tokens=12, stop_token_ids=frozenset()).tokens
+        for label, engine in engines.items()
+    }
+    assert greedy["rescored"] == greedy["float head"]
+
+
 def test_cli_installs_a_checkpoint_folder_once(tmp_path: Path, monkeypatch, capsys) -> None:
     from lsp_server.cli import main
 
@@ -335,7 +374,7 @@ def test_cli_installs_a_checkpoint_folder_once(tmp_path: Path, monkeypatch, caps
     assert main(["model", "install", str(checkpoint), *flags]) == 0
     folder = Path(capsys.readouterr().out.strip())
     assert folder.parent == tmp_path / "cache" / "models"
-    assert folder.name == "tiny-coder-gqa-q8-head_q8-acc0"
+    assert folder.name == "tiny-coder-gqa-q8-head_q8-acc0-rescore256"
     manifest = Engine.load(folder).manifest
     assert (manifest.name, manifest.architecture) == ("tiny-coder", "qwen2")
     assert manifest.source["checkpoint"] == str(checkpoint)

@@ -7,12 +7,13 @@ It holds values only; reading files and building graphs happen elsewhere.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from onnx_models.architectures import TensorNames
 from onnx_models.block_quant import BlockQuant
+from onnx_models.manifest import KvLayout, ModelManifest
 
 # A linear layer's weight, [out, in]: dense float32, or 4-bit or 8-bit blocks.
 LinearWeight = np.ndarray | BlockQuant
@@ -52,6 +53,22 @@ class DecoderConfig:
     mlp: str = "gated"  # "gated": down(act(gate) * up); "plain": down(act(up))
     activation: str = "silu"  # "silu", "gelu_tanh" or "gelu"
     rope_scaling: RopeScaling | None = None
+
+    def manifest(self, *, shared_kv_buffer: bool, **fields: Any) -> ModelManifest:
+        """The manifest of a model of this shape; `fields` are the rest (name, tokens, ...)."""
+        kv = KvLayout(
+            num_layers=self.num_layers,
+            num_kv_heads=self.num_kv_heads,
+            head_dim=self.head_dim,
+            shared_buffer=shared_kv_buffer,
+        )
+        return ModelManifest(
+            architecture=self.architecture,
+            context_length=self.context_length,
+            vocab_size=self.vocab_size,
+            kv=kv,
+            **fields,
+        )
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from onnx_models.decoder_weights import DecoderConfig, WeightsError
 from onnx_models.hf_weights import read_json
-from onnx_models.manifest import KvLayout, ModelManifest
+from onnx_models.manifest import ModelManifest
 from onnx_models.special_tokens import END_OF_MIDDLE, context_tokens, fim_spec
 
 TOKENIZER_FILE = "tokenizer.json"
@@ -93,18 +93,10 @@ def hf_manifest(
     # which spells them out, encodes each to its one id.
     fim = fim_spec(tokens)
     stops = special | {t for t in END_OF_MIDDLE if t in tokens}
-    return ModelManifest(
+    return cfg.manifest(
+        shared_kv_buffer=shared_kv_buffer,
         name=name,
         family=family,
-        architecture=cfg.architecture,
-        context_length=cfg.context_length,
-        vocab_size=cfg.vocab_size,
-        kv=KvLayout(
-            num_layers=cfg.num_layers,
-            num_kv_heads=cfg.num_kv_heads,
-            head_dim=cfg.head_dim,
-            shared_buffer=shared_kv_buffer,
-        ),
         bos_token_id=bos[0] if bos else None,
         eos_token_ids=tuple(eos_ids),
         special_tokens=roles,

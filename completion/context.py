@@ -63,6 +63,10 @@ _IMPORT_SCOPED = frozenset({"python", "javascript", "typescript", "tsx"})
 # Languages whose files in one folder share a namespace without importing each other.
 _FOLDER_SCOPED = frozenset({"go", "java"})
 _MEMBER_KINDS = frozenset({"method", "field"})
+# Kinds whose members may be defined in other files of the folder (Go's methods, C++'s
+# out-of-class definitions).
+_SPREAD_KINDS = frozenset({"struct", "type", "interface"})
+_MEMBERS_CACHED = 512
 _SELF_NAMES = frozenset({"self", "this", "cls"})
 _MEMBER_ACCESS = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:\.|->|::)\s*[A-Za-z_0-9]*$")
 # What the "..." line between two snippets of one file costs, at most.
@@ -114,6 +118,17 @@ class _FileFacts:
     own_types: tuple[Symbol, ...]  # its classes (structs, ...), outer first
 
 
+@dataclass(frozen=True)
+class _ChunkMasks:
+    """A file's chunks with their identifier sets as bit masks over the file's own
+    identifiers: `(mask & wanted).bit_count()` counts the identifiers a chunk shares with the
+    cursor's window in one step, where intersecting sets built a set per chunk (hundreds of
+    chunks per request)."""
+
+    bits: dict[str, int]  # identifier -> its bit
+    chunks: tuple[tuple[int, int, int, int], ...]  # start line, end line, mask, identifiers
+
+
 @dataclass
 class _Candidate:
     snippet: ContextSnippet
@@ -131,10 +146,16 @@ class ContextRetriever:
     ) -> None:
         self.index = index
         self.options = options or ContextOptions()
-        self._chunk_cache: OrderedDict[tuple[str, int], list[tuple[int, int, frozenset[str]]]] = (
+        self._chunk_cache: OrderedDict[tuple[str, int], _ChunkMasks] = OrderedDict()
+        # By path and version, with the paths snapshot the imports were resolved against.
+        self._facts_cache: OrderedDict[tuple[str, int], tuple[WorkspacePaths, _FileFacts]] = (
             OrderedDict()
         )
-        self._facts_cache: OrderedDict[tuple[str, int, int], _FileFacts] = OrderedDict()
+        # A class's members, by its file's version: the names near the cursor come back
+        # request after request, and a class without members reads its whole file.
+        self._members_cache: OrderedDict[tuple[str, int, Symbol], tuple[Symbol, ...]] = (
+            OrderedDict()
+        )
         self._cache_lock = threading.Lock()
 
     def retrieve(
@@ -195,11 +216,14 @@ class ContextRetriever:
         if record is None:
             return _FileFacts({}, frozenset(), ())
         paths = self.index.paths
-        key = (path, record.version, id(paths))
+        key = (path, record.version)
         with self._cache_lock:
             cached = self._facts_cache.get(key)
-        if cached is not None:
-            return cached
+        # The snapshot itself, not its `id()`: a freed snapshot's id is reused by a later one,
+        # which made facts resolved against an older set of files (even an empty one, before
+        # the first pass published its paths) pass for current.
+        if cached is not None and cached[0] is paths:
+            return cached[1]
         own = [stored.symbol for stored in reader.symbols_in([record.id])]
         bindings = import_bindings(path, reader.imports_of(record.id), row, paths)
         facts = _FileFacts(
@@ -208,7 +232,7 @@ class ContextRetriever:
             own_types=tuple(symbol for symbol in own if symbol.kind in TYPE_KINDS),
         )
         with self._cache_lock:
-            self._facts_cache[key] = facts
+            self._facts_cache[key] = (paths, facts)
             while len(self._facts_cache) > 4 * self.options.recent_documents:
                 self._facts_cache.popitem(last=False)
         return facts
@@ -383,8 +407,16 @@ class ContextRetriever:
         record = reader.file(stored.path)
         if record is None:
             return []
+        # Members from other files too (below) would need their versions in the key.
+        key = None if symbol.kind in _SPREAD_KINDS else (stored.path, record.version, symbol)
+        if key is not None:
+            with self._cache_lock:
+                cached = self._members_cache.get(key)
+                if cached is not None:
+                    self._members_cache.move_to_end(key)
+                    return list(cached)
         file_ids = [record.id]
-        if symbol.kind in ("struct", "type", "interface"):
+        if symbol.kind in _SPREAD_KINDS:
             # Go's methods, C++'s out-of-class definitions: in other files of the folder.
             folder = stored.path.rpartition("/")[0]
             siblings = [p for p in paths_in(self.index.paths, folder) if p != stored.path][:8]
@@ -399,7 +431,13 @@ class ContextRetriever:
                 if s.symbol.parent and symbol.start_line <= s.symbol.start_line <= symbol.end_line
             ]
         public = [m for m in members if not m.name.startswith("__") or m.name == "__init__"]
-        return public[: self.options.max_members]
+        public = public[: self.options.max_members]
+        if key is not None:
+            with self._cache_lock:
+                self._members_cache[key] = tuple(public)
+                while len(self._members_cache) > _MEMBERS_CACHED:
+                    self._members_cache.popitem(last=False)
+        return public
 
     def _container_of(self, reader: StoreReader, stored: StoredSymbol) -> Symbol | None:
         symbol = stored.symbol
@@ -427,12 +465,18 @@ class ContextRetriever:
             record = records.get(other)
             if record is None:
                 continue
-            for start, end, identifiers in self._chunk_identifiers(reader, record):
-                shared = len(target & identifiers) if identifiers else 0
+            masks = self._chunk_masks(reader, record)
+            wanted = 0
+            for name in target & masks.bits.keys():
+                wanted |= masks.bits[name]
+            if not wanted:
+                continue
+            for start, end, mask, size in masks.chunks:
+                shared = (mask & wanted).bit_count()
                 if not shared:
                     continue
                 # |A ∪ B| from the sizes: no union set built per chunk.
-                similarity = shared / (len(target) + len(identifiers) - shared)
+                similarity = shared / (len(target) + size - shared)
                 if similarity >= self.options.min_similarity:
                     scored.append((similarity, other, start, end))
         scored.sort(key=lambda item: -item[0])
@@ -447,9 +491,7 @@ class ContextRetriever:
             )
         return candidates
 
-    def _chunk_identifiers(
-        self, reader: StoreReader, record: FileRecord
-    ) -> list[tuple[int, int, frozenset[str]]]:
+    def _chunk_masks(self, reader: StoreReader, record: FileRecord) -> _ChunkMasks:
         path = record.path
         key = (path, record.version)
         with self._cache_lock:
@@ -459,21 +501,25 @@ class ContextRetriever:
                 return cached
         text = self.index.text_of(path)
         if text is None:
-            return []
+            return _ChunkMasks({}, ())
         lines = text.split("\n")
-        chunks = [
-            (
-                chunk.start_line,
-                chunk.end_line,
-                _identifier_set("\n".join(lines[chunk.start_line : chunk.end_line + 1])),
-            )
-            for chunk in reader.chunks_of(record.id)
-        ]
+        bits: dict[str, int] = {}
+        chunks = []
+        for chunk in reader.chunks_of(record.id):
+            identifiers = _identifier_set("\n".join(lines[chunk.start_line : chunk.end_line + 1]))
+            mask = 0
+            for name in identifiers:
+                bit = bits.get(name)
+                if bit is None:
+                    bit = bits[name] = 1 << len(bits)
+                mask |= bit
+            chunks.append((chunk.start_line, chunk.end_line, mask, len(identifiers)))
+        masks = _ChunkMasks(bits, tuple(chunks))
         with self._cache_lock:
-            self._chunk_cache[key] = chunks
+            self._chunk_cache[key] = masks
             while len(self._chunk_cache) > 4 * self.options.recent_documents:
                 self._chunk_cache.popitem(last=False)
-        return chunks
+        return masks
 
     def _candidate(
         self, path: str, start: int, end: int, text: str, score: float, layer: int
@@ -617,27 +663,119 @@ def _qualifier(node: Node) -> str:
 
 
 def _inferred_types(receiver: str, prefix: str, row: IndexLanguage | None) -> list[str]:
-    """Type names a variable was given in the text before the cursor, the latest first."""
-    name = re.escape(receiver)
+    """Type names a variable (`receiver`, an identifier) was given in the text before the
+    cursor, the latest first."""
     recent = prefix[-16_000:]
-    patterns = (
-        # Python, TypeScript, Rust annotations: `cart: Cart`, `cart: &mut Cart`
-        rf"\b{name}\s*:\s*&?(?:mut\s+)?([A-Za-z_][\w.]*)",
-        # constructor calls and literals: `cart = Cart(`, `cart := &Cart{`, `new Cart(`
-        rf"\b{name}\s*:?=\s*(?:new\s+|&)?([A-Za-z_][\w.]*)\s*[({{]",
-        # C-family declarations and parameters: `Cart cart =`, `Cart* cart;`, `(Cart cart)`
-        rf"\b([A-Za-z_]\w*)(?:<[^<>]*>)?(?:\s*[*&]+\s*|\s+){name}\s*[=;,)]",
-        # Go parameters and vars: `cart *Cart`, `var cart Cart`
-        rf"\b{name}\s+\*?([A-Z]\w*)",
-    )
     found: list[tuple[int, str]] = []
-    for pattern in patterns:
-        for match in re.finditer(pattern, recent):
-            found.append((match.start(), match.group(1).rpartition(".")[2]))
+    for after_name in _TYPE_AFTER_NAME:
+        found += _typed_after_name(recent, receiver, after_name)
+    found += _declared_before_name(recent, receiver)
     loaded = load(row) if row is not None else None
     keywords = loaded.keywords if loaded is not None else frozenset()
     names = [name for _, name in sorted(found, reverse=True) if name not in keywords]
     return list(dict.fromkeys(names))[:3]
+
+
+# What follows a variable's name where it gives the variable a type.
+_TYPE_AFTER_NAME = (
+    # Python, TypeScript, Rust annotations: `cart: Cart`, `cart: &mut Cart`
+    re.compile(r"\s*:\s*&?(?:mut\s+)?([A-Za-z_][\w.]*)"),
+    # constructor calls and literals: `cart = Cart(`, `cart := &Cart{`, `new Cart(`
+    re.compile(r"\s*:?=\s*(?:new\s+|&)?([A-Za-z_][\w.]*)\s*[({]"),
+    # Go parameters and vars: `cart *Cart`, `var cart Cart`
+    re.compile(r"\s+\*?([A-Z]\w*)"),
+)
+
+
+def _typed_after_name(
+    text: str, receiver: str, after_name: re.Pattern[str]
+) -> list[tuple[int, str]]:
+    r"""(start, type name) of the matches `re.finditer(rf"\b{receiver}{after_name}", text)`
+    would give. A pattern per name cost a compilation per new name, and a pattern that starts
+    with `\b` is tried at every position of the 16,000 characters; a string search visits
+    only the name's occurrences."""
+    found: list[tuple[int, str]] = []
+    at = text.find(receiver)
+    while at != -1:
+        # `\b` before a name that starts with a word character: no word character before it.
+        match = (
+            None if at and _is_word(text[at - 1]) else after_name.match(text, at + len(receiver))
+        )
+        if match is None:
+            at = text.find(receiver, at + 1)
+        else:
+            found.append((at, match.group(1).rpartition(".")[2]))
+            at = text.find(receiver, match.end())  # finditer's matches do not overlap
+    return found
+
+
+def _is_word(char: str) -> bool:
+    r"""Whether `re`'s `\w` matches the character (Unicode letters and digits, `_`)."""
+    return char.isalnum() or char == "_"
+
+
+# C-family declarations and parameters (`Cart cart =`, `Cart* cart;`, `(Cart cart)`) up to
+# the variable's name: the type, its `<...>`, and all the blanks, `*` and `&` after them (the
+# lookahead: a name never starts with one, so no shorter run can precede it).
+_DECLARATION_HEAD = re.compile(r"\b([A-Za-z_]\w*)(?:<[^<>]*>)?(?:\s*[*&]+\s*|\s+)(?![\s*&])")
+_DECLARATION_END = re.compile(r"\s*[=;,)]")
+
+
+def _declared_before_name(text: str, receiver: str) -> list[tuple[int, str]]:
+    r"""(start, type name) of the matches of the C-family declaration pattern
+    `\b([A-Za-z_]\w*)(?:<[^<>]*>)?(?:\s*[*&]+\s*|\s+){receiver}\s*[=;,)]` in `text`, as
+    finditer gives them, without compiling that pattern per name: its type, `<...>` and
+    blanks can end only where a name can start, so `_DECLARATION_HEAD` then the name then
+    `_DECLARATION_END` match where it does. It starts at the type, so the engine would try
+    it at every position of the text. Each of its matches
+    ends at an occurrence of the name that follows whitespace, `*` or `&` and precedes `=`,
+    `;`, `,` or `)`, and starts within the words, blanks and `*&` (or the `<...>` and the
+    word before it) just before that occurrence: only those positions are tried, in order,
+    as finditer would."""
+    spans: list[tuple[int, int]] = []
+    at = text.find(receiver, 1)
+    while at != -1:
+        before = text[at - 1]
+        if (before.isspace() or before in "*&") and _DECLARATION_END.match(
+            text, at + len(receiver)
+        ):
+            start = _run_start(text, at)
+            if start > 0 and text[start - 1] == ">":
+                opening = text.rfind("<", 0, start - 1)
+                if opening >= 0:
+                    start = _run_start(text, opening)
+            spans.append((start, at))
+        at = text.find(receiver, at + 1)
+    if not spans:
+        return []
+    found: list[tuple[int, str]] = []
+    searched_to = 0  # finditer goes on after its last match
+    for start, end in sorted(spans):
+        at = max(start, searched_to)
+        while at < end:
+            head = _DECLARATION_HEAD.match(text, at)
+            ending = None
+            if head is not None and text.startswith(receiver, head.end()):
+                ending = _DECLARATION_END.match(text, head.end() + len(receiver))
+            if head is None or ending is None:
+                at += 1
+            else:
+                found.append((at, head.group(1).rpartition(".")[2]))
+                at = ending.end()
+            searched_to = at
+    return found
+
+
+def _run_start(text: str, end: int) -> int:
+    r"""The start of the characters before `end` that are word characters (as `\w`), blanks
+    (as `\s`), `*` or `&`."""
+    start = end
+    while start > 0:
+        char = text[start - 1]
+        if not (char.isalnum() or char.isspace() or char in "_*&"):
+            break
+        start -= 1
+    return start
 
 
 def _base_names(symbol: Symbol, row: IndexLanguage | None) -> list[str]:
@@ -741,7 +879,8 @@ def _outline(
     if with_doc and container.doc:
         lines.append(f"{_comment(row)} {container.doc}")
     inside = [m for m in members if container.start_line <= m.start_line <= container.end_line]
-    outside = [m for m in members if m not in inside]
+    # Not `m not in inside`: comparing dataclasses field by field made this quadratic.
+    outside = [m for m in members if not container.start_line <= m.start_line <= container.end_line]
     if indent_style:
         lines.append(head)
         lines += [_member_line(row, m, with_doc=False, indent="    ") for m in inside]

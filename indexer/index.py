@@ -37,7 +37,13 @@ from indexer.extract import FileEntry
 from indexer.jobs import ReadResult, entry_from_text, lower_priority, read_file, read_files
 from indexer.resolve import WorkspacePaths
 from indexer.store import FileState, IndexStore, StoreReader, StoreUnavailable, store_path_for
-from indexer.walk import SKIPPED_FOLDERS, FoundFile, WalkOptions, WorkspaceRules
+from indexer.walk import (
+    SKIPPED_FOLDERS,
+    FoundFile,
+    WalkOptions,
+    WorkspaceRules,
+    looks_indexable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +136,9 @@ class WorkspaceIndex:
         self._overlay: dict[str, str] = {}
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._disk_texts: dict[str, tuple[int, str]] = {}
+        # The text each open document's stored entry was extracted from, with the version the
+        # store gave that entry (index thread only): see `_holds`.
+        self._overlay_indexed: dict[str, tuple[str, int]] = {}
         self._admitted: dict[str, bool] = {}
         self._stopping = False
         self._ready = threading.Event()
@@ -352,6 +361,7 @@ class WorkspaceIndex:
         if self.reader is not None:
             self.reader.reset()
         self._known_paths = set()
+        self._overlay_indexed.clear()  # the new store numbers versions afresh
         self.summary = self._full_pass()
 
     def _store_path(self) -> Path:
@@ -385,8 +395,10 @@ class WorkspaceIndex:
             overlay = {path: self._overlay[path] for path in files if path in self._overlay}
         for path in files:
             if path in overlay:
-                written.append((entry_from_text(path, overlay[path]), _UNSAVED))
+                if not self._holds(path, overlay[path]):
+                    written.append((entry_from_text(path, overlay[path]), _UNSAVED))
                 continue
+            self._overlay_indexed.pop(path, None)
             result = read_file(str(self.root), path, self.options.walk.max_file_bytes)
             if result is None or not self.rules.admits(path):
                 gone.append(path)
@@ -394,12 +406,47 @@ class WorkspaceIndex:
                 written.append((result.entry, FileState(result.mtime_ns, result.size)))
         self._store.write(written)
         self._store.delete(gone)
+        for entry, state in written:
+            indexed = self._store.indexed_as(entry.path) if state == _UNSAVED else None
+            if indexed is not None:
+                self._overlay_indexed[entry.path] = (overlay[entry.path], indexed[1])
         self._publish_paths((self._known_paths | {e.path for e, _ in written}) - set(gone))
         done = time.perf_counter()
         for path in files:
             if work[path].from_event:
                 self.update_latencies_ms.append((done - work[path].since) * 1000)
         self._notify_updated()
+
+    def _holds(self, path: str, text: str) -> bool:
+        """Whether the store's entry of `path` was extracted from exactly `text`: a document
+        opened as it is on disk, or an open document edited back to the text last indexed.
+        Indexing it again would change nothing but its version, which keys the caches of
+        completion requests: they would redo their work (and wait for the GIL while this
+        thread parses) for the same content."""
+        assert self._store is not None
+        indexed = self._store.indexed_as(path)
+        if indexed is None:
+            return False
+        state, version = indexed
+        if state == _UNSAVED:
+            return self._overlay_indexed.get(path) == (text, version)
+        return self._indexed_disk_text(path, state) == text
+
+    def _indexed_disk_text(self, path: str, state: FileState) -> str | None:
+        """The file's text when it is still what the store read (same `stat`) and was indexed
+        (not skipped as huge, binary, generated or minified, which stores an empty entry)."""
+        try:
+            with open(self.root / path, "rb") as handle:
+                info = os.fstat(handle.fileno())
+                if FileState(info.st_mtime_ns, info.st_size) != state:
+                    return None
+                data = handle.read(self.options.walk.max_file_bytes + 1)
+        except OSError:
+            return None
+        if len(data) > self.options.walk.max_file_bytes:
+            return None
+        text = data.decode("utf-8", "replace")
+        return None if looks_indexable(text) else text
 
     def _full_pass(self) -> PassSummary:
         limit = self.options.walk.max_files

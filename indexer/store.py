@@ -279,6 +279,14 @@ class IndexStore:
                     count += 1
         return count
 
+    def indexed_as(self, path: str) -> tuple[FileState, int] | None:
+        """The `stat` a file's entry was stored with and the entry's version; None when the
+        store holds no entry for it."""
+        row = self._db.execute(
+            "SELECT mtime_ns, size, version FROM files WHERE path = ?", (path,)
+        ).fetchone()
+        return (FileState(row[0], row[1]), row[2]) if row else None
+
     def paths_under(self, folder: str) -> list[str]:
         prefix = folder.rstrip("/") + "/"
         rows = self._db.execute(

@@ -4,6 +4,7 @@ model's tokenizer and manifest, and the prompt and pipeline that use it."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,12 +18,14 @@ from completion.context import (
     LAYER_SIMILAR,
     ContextRenderer,
     ContextRetriever,
+    _inferred_types,
 )
 from completion.pipeline import CompletionPipeline
 from completion.prompt import PromptBudget, build_prompt
 from completion.request import CompletionRequest, ContextSnippet, Position
 from completion.secrets import SecretFilter
 from indexer.index import IndexOptions, WorkspaceIndex
+from indexer.languages import IDENTIFIER, language_for_id, load
 from onnx_models.manifest import ModelManifest
 
 WAIT_S = 20.0
@@ -190,6 +193,76 @@ def test_nothing_without_an_index_or_for_files_outside_it(workspace, tmp_path: P
     assert ContextRetriever(index).retrieve(request) == ()
     fresh = WorkspaceIndex(root, IndexOptions(store_folder=tmp_path / "other"))
     assert ContextRetriever(fresh).retrieve(dataclasses.replace(request, path="a.py")) == ()
+
+
+def test_a_class_outline_follows_edits_of_its_file(workspace) -> None:
+    # Outlines are kept per version of their file: an edit of the file shows in the next one.
+    root, index = workspace
+    request = request_at(
+        root,
+        "shop/checkout.py",
+        f"from .model import Cart\n\n\ndef checkout(cart: Cart):\n    cart.{CURSOR}\n",
+    )
+    index_file(index, root, "shop/checkout.py")
+    retriever = ContextRetriever(index)
+    [members] = by_layer(retriever.retrieve(request))[LAYER_MEMBERS]
+    assert members.text.startswith("# A shopping cart.\nclass Cart:")
+    assert "def empty" not in members.text
+    edited = MODEL_PY.replace(
+        "    def total_cents",
+        "    def empty(self) -> None:\n        self.items.clear()\n\n    def total_cents",
+    )
+    index.document_changed(root / "shop" / "model.py", edited)
+    assert index.reader is not None
+    assert index.wait_for(lambda: index.reader.symbols_named(["empty"]) != [], WAIT_S)
+    [members] = by_layer(retriever.retrieve(request))[LAYER_MEMBERS]
+    assert "    def empty(self) -> None: ..." in members.text
+
+
+# What `_inferred_types` finds, written plainly: each pattern run over the text by finditer.
+# It searches the name's occurrences instead (the same matches, without a compilation per
+# name or a scan that tries every position).
+def plain_inferred_types(receiver: str, prefix: str, keywords: frozenset[str]) -> list[str]:
+    name = re.escape(receiver)
+    patterns = (
+        rf"\b{name}\s*:\s*&?(?:mut\s+)?([A-Za-z_][\w.]*)",
+        rf"\b{name}\s*:?=\s*(?:new\s+|&)?([A-Za-z_][\w.]*)\s*[({{]",
+        rf"\b([A-Za-z_]\w*)(?:<[^<>]*>)?(?:\s*[*&]+\s*|\s+){name}\s*[=;,)]",
+        rf"\b{name}\s+\*?([A-Z]\w*)",
+    )
+    recent = prefix[-16_000:]
+    found = [
+        (match.start(), match.group(1).rpartition(".")[2])
+        for pattern in patterns
+        for match in re.finditer(pattern, recent)
+    ]
+    names = [name for _, name in sorted(found, reverse=True) if name not in keywords]
+    return list(dict.fromkeys(names))[:3]
+
+
+@pytest.mark.parametrize(
+    ("language", "text"),
+    [
+        ("python", MODEL_PY + "\ncart = make_cart()\nitems: list[Item] = cart.items\ncart."),
+        ("cpp", "std::map<K, V> *cart = make();\nFoo<A<B>> x;\nCart& cart, Cart**cart;\n"),
+        ("c", "a>Cart cart;\nstruct cart *cart = NULL;\nint f(cart_t cart) { cart = 0; }\n"),
+        ("go", "func f(cart *Cart) {\n\tvar other Cart\n\tcart := &Cart{}\n\tmycart := x\n"),
+        ("typescript", "const cart: Cart.Inner = new Cart();\nlet cart2 = cart;\n_cart = 1;\n"),
+        ("rust", "let cart: &mut Cart = Cart::new();\nfn fill(c: &mut Cart) { c }\n"),
+    ],
+)
+def test_types_inferred_for_a_variable_are_those_the_plain_patterns_find(
+    language: str, text: str
+) -> None:
+    row = language_for_id(language)
+    assert row is not None
+    keywords = load(row).keywords
+    receivers = set(IDENTIFIER.findall(text))
+    for end in range(0, len(text) + 1, 7):
+        for receiver in receivers:
+            assert _inferred_types(receiver, text[:end], row) == plain_inferred_types(
+                receiver, text[:end], keywords
+            ), (receiver, text[:end])
 
 
 @pytest.mark.parametrize(

@@ -640,14 +640,20 @@ def _names(loaded: LoadedLanguage | None, text: str) -> Iterable[tuple[str, int,
     def in_import(node: Node) -> bool:
         return any(start <= node.start_byte < end for start, end in imports)
 
-    members = captures.get("reference.member", [])
+    # In source order: the query cursor's capture order varies between calls, and ties
+    # between equally scored snippets must not change the prompt from one keystroke to the next.
+    members = sorted(captures.get("reference.member", []), key=_start)
     member_starts = {node.start_byte for node in members}
-    for node in captures.get("reference", []):
+    for node in sorted(captures.get("reference", []), key=_start):
         if node.start_byte not in member_starts and not in_import(node):
             yield _node_text(node), node.start_point.row, ""
     for node in members:
         if not in_import(node):
             yield _node_text(node), node.start_point.row, _qualifier(node)
+
+
+def _start(node: Node) -> int:
+    return node.start_byte
 
 
 def _node_text(node: Node) -> str:

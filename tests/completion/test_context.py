@@ -19,6 +19,7 @@ from completion.context import (
     ContextRenderer,
     ContextRetriever,
     _inferred_types,
+    _names,
 )
 from completion.pipeline import CompletionPipeline
 from completion.prompt import PromptBudget, build_prompt
@@ -438,3 +439,15 @@ def test_the_pipeline_shows_the_model_the_context(model_dir: Path, workspace) ->
     # The file's own part of the prompt is unchanged, so its cache survives: only the
     # context in front of it was new.
     assert with_context.insert_text.startswith(("add", "total_cents", "items"))
+
+
+def test_names_near_the_cursor_come_in_source_order() -> None:
+    """Snippets of equal score keep their order from one keystroke to the next only if the
+    names are read in a fixed order (tree-sitter's capture order varies between calls)."""
+    loaded = load(language_for_id("python"))
+    text = "".join(f"value_{i} = helper_{i}(item.field_{i}, other_{i})\n" for i in range(40))
+    runs = [list(_names(loaded, text)) for _ in range(20)]
+    assert all(run == runs[0] for run in runs)
+    plain = [(name, row) for name, row, qualifier in runs[0] if not qualifier]
+    assert [row for _, row in plain] == sorted(row for _, row in plain)
+    assert plain[:4] == [("value_0", 0), ("helper_0", 0), ("item", 0), ("other_0", 0)]

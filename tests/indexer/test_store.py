@@ -57,6 +57,25 @@ def test_written_entries_read_back(tmp_path: Path) -> None:
     store.close()
 
 
+def test_top_level_lookups_skip_member_rows(tmp_path: Path) -> None:
+    """`close` as a method in many files must not be read when only top-level names count."""
+    store = IndexStore(tmp_path / "ws", tmp_path / "index.sqlite3")
+    method = Symbol("close", "method", "m.File.close", "File", 1, 2, "def close(self):", "")
+    function = Symbol("close", "function", "m.close", "", 4, 5, "def close(f):", "")
+    entries = [FileEntry(f"m{i}.py", "python", f"m{i}", (method,), (), ()) for i in range(50)] + [
+        FileEntry("m.py", "python", "m", (function,), (), ())
+    ]
+    store.write([(entry, FileState(1, 1)) for entry in entries])
+    reader = StoreReader(store.path)
+    statements: list[str] = []
+    reader._db().set_trace_callback(statements.append)  # the SQL as run, values inlined
+    assert [s.path for s in reader.symbols_named(["close"], members=False)] == ["m.py"]
+    plan = reader._db().execute(f"EXPLAIN QUERY PLAN {statements[-1]}").fetchall()
+    assert len(reader.symbols_named(["close"])) == 51
+    assert any("top_level_symbols_by_name" in row[-1] for row in plan), plan
+    store.close()
+
+
 def test_each_workspace_has_its_own_store_in_the_cache(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("NEXTTOKEN_CACHE_DIR", str(tmp_path / "cache"))
     first, second = store_path_for(tmp_path / "a"), store_path_for(tmp_path / "b")

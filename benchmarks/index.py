@@ -42,6 +42,9 @@ def copy_stdlib(target: Path) -> Path:
     source = Path(sysconfig.get_paths()["stdlib"])
     ignore = shutil.ignore_patterns("site-packages", "dist-packages", "__pycache__", "*.pyc")
     shutil.copytree(source, target, ignore=ignore, symlinks=True)
+    # The copy's writeback would otherwise run during the cold pass: a workspace being opened
+    # is already on disk.
+    os.sync()
     return target
 
 

@@ -328,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--lm-head",
         choices=["fp32", "q4", "q8"],
         help="the LM head's weights (default q8: a GGUF's Q8_0 head exactly, int8 activations, "
-        "~4x cheaper than fp32; fp32 unless the blocks are quantised)",
+        "its best logits recomputed in fp32; fp32 when the blocks are)",
     )
     graph.add_argument(
         "--rescore",

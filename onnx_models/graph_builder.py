@@ -13,8 +13,10 @@ Inputs:  input_ids int64 [batch, seq], seqlens_k int32 [batch] (total length - 1
 Outputs: logits float32 [batch, num_logits, vocab], present_key.{i}/present_value.{i}
 
 Linear weights are float32 MatMuls, or 4-bit or 8-bit blocks run by MatMulNBits (see
-block_quant.py). The block's shape (RMSNorm or LayerNorm, gated or plain MLP, activation) comes
-from the DecoderConfig as data; each kind is a row in a table here, not a per-family branch.
+block_quant.py); a quantised LM head may have its best logits recomputed against the float
+weights (GraphOptions.rescore). The block's shape (RMSNorm or LayerNorm, gated or plain MLP,
+activation) comes from the DecoderConfig as data; each kind is a row in a table here, not a
+per-family branch.
 """
 
 from __future__ import annotations
@@ -201,7 +203,7 @@ class _Graph:
 
 def _rescore_top(g: _Graph, last: str, approx: str, float_head: str, count: int) -> str:
     """logits: `approx` with its top `count` entries recomputed as `last` . float_head[token]
-    (a gather of `count` rows and a small batched MatMul: ~0.3 % of the head's work)."""
+    (a gather of `count` rows and a small batched MatMul: ~0.5 % of the head's work)."""
     _, top = g.node(
         "TopK",
         [approx, g.const("rescore.k", [count])],

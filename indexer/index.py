@@ -435,6 +435,8 @@ class WorkspaceIndex:
     def _indexed_disk_text(self, path: str, state: FileState) -> str | None:
         """The file's text when it is still what the store read (same `stat`) and was indexed
         (not skipped as huge, binary, generated or minified, which stores an empty entry)."""
+        if not self.rules.admits(path):  # replaced by a link out of the workspace since
+            return None
         try:
             with open(self.root / path, "rb") as handle:
                 info = os.fstat(handle.fileno())

@@ -121,6 +121,16 @@ def run_complete(args: argparse.Namespace) -> int:
         language_id=language_for_path(location.path),
         max_new_tokens=args.max_new_tokens,
     )
+    context_note = ""
+    if args.workspace:
+        from lsp_server.indexing import one_shot_context
+
+        indexed = time.perf_counter()
+        request = one_shot_context(request, workspace.absolute(), location.path.absolute())
+        context_note = (
+            f"; context {len(request.context)} snippets "
+            f"(index {time.perf_counter() - indexed:.1f} s)"
+        )
     started = time.perf_counter()
     try:
         pipeline = load_pipeline(args.model or "")
@@ -134,7 +144,7 @@ def run_complete(args: argparse.Namespace) -> int:
     outcome = describe_stats(result.stats)
     if not result.insert_text:
         outcome = f"no suggestion; {outcome}"
-    print(f"{outcome}; model load {load_seconds:.1f} s", file=sys.stderr)
+    print(f"{outcome}; model load {load_seconds:.1f} s{context_note}", file=sys.stderr)
     return 0
 
 
@@ -259,7 +269,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     complete.add_argument("location", metavar="FILE:LINE:COL", help="LINE and COL count from 1")
     complete.add_argument(
-        "--workspace", metavar="DIR", help="project root the prompt names the file relative to"
+        "--workspace",
+        metavar="DIR",
+        help="project root: the prompt names the file relative to it, and its index (built or "
+        "updated in the user cache) gives repository context",
     )
     complete.add_argument("--model", metavar="DIR", help=model_help)
     complete.add_argument(

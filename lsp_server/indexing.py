@@ -188,3 +188,25 @@ class WorkspaceIndexing:
             self._progress_token,
             types.WorkDoneProgressReport(message=progress.message, percentage=percentage),
         )
+
+
+def one_shot_context(
+    request: CompletionRequest, root: Path, path: Path, timeout_s: float = 300.0
+) -> CompletionRequest:
+    """The request with repository context from an index of `root`, brought up to date for
+    this one request (`nexttoken complete --workspace`): the store in the user cache makes a
+    second run read only what changed. Without an index (it failed, the file is outside the
+    root) the request is returned as it was."""
+    index = WorkspaceIndex(root, IndexOptions())
+    try:
+        index.start()
+        if not index.wait_ready(timeout_s) or index.failure:
+            log.warning("no repository context: the index of %s: %s", root, index.failure)
+            return request
+        relative = index.rules.relative(path)
+        if relative is None:
+            return request
+        context = ContextRetriever(index).retrieve(request, relative)
+        return replace(request, context=context, repo_name=workspace_name(str(index.root)))
+    finally:
+        index.stop()

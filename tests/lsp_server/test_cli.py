@@ -163,3 +163,37 @@ def test_model_install_prints_the_built_default(
 ) -> None:
     assert main(["model", "install"]) == 0
     assert capsys.readouterr().out.strip() == str(model_dir)
+
+
+def test_complete_with_a_workspace_puts_repository_context_in_the_prompt(
+    tmp_path: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.setenv("NEXTTOKEN_CACHE_DIR", str(tmp_path / "cache"))  # the index's store
+    root = tmp_path / "shop_project"
+    (root / "shop").mkdir(parents=True)
+    (root / "shop" / "__init__.py").write_text("")
+    (root / "shop" / "model.py").write_text(
+        "class Cart:\n"
+        "    def add_item(self, name: str, price: float) -> None:\n"
+        "        self.total = price\n\n\n"
+        "def make_cart() -> Cart:\n"
+        "    return Cart()\n"
+    )
+    checkout = root / "shop" / "checkout.py"
+    checkout.write_text("from shop.model import make_cart\n\ncart = make_cart()\ncart.\n")
+    command = ["complete", f"{checkout}:4:6", "--model", str(model_dir), "--max-new-tokens", "4"]
+
+    def prompt_tokens(extra: list[str]) -> tuple[int, str]:
+        assert main([*command, *extra]) == 0
+        err = capsys.readouterr().err
+        match = re.search(r"prompt (\d+) tokens", err)
+        assert match, err
+        return int(match.group(1)), err
+
+    alone, err = prompt_tokens([])
+    assert "context" not in err
+    with_context, err = prompt_tokens(["--workspace", str(root)])
+    snippets = re.search(r"context (\d+) snippets", err)
+    assert snippets and int(snippets.group(1)) >= 1, err
+    assert with_context > alone  # Cart's members and make_cart, from model.py
+    assert list((tmp_path / "cache" / "index").glob("*.sqlite3"))

@@ -303,22 +303,17 @@ class LlamaCppRunner(Runner):
     ) -> None:
         super().__init__()
         import llama_cpp
-        import llama_cpp.llama_cpp as bindings
         import numpy as np
+
+        # This file runs as a script, so its folder (and the server launcher) is importable.
+        from llama_cpp_server import disable_extra_buffers
 
         self._np = np
         self._llama_cpp = llama_cpp
         if not extra_bufts:
             # llama.cpp's extra weight buffers (AMX, repacking) crash in llama_decode on our
             # VMs, whose CPUs advertise AMX; without them it runs its AVX-512/AVX2 kernels.
-            defaults = bindings.llama_model_default_params
-
-            def model_params() -> Any:
-                params = defaults()
-                params.use_extra_bufts = False
-                return params
-
-            bindings.llama_model_default_params = model_params
+            disable_extra_buffers()
         self.llm = llama_cpp.Llama(
             model_path=gguf,
             n_ctx=CONTEXT,

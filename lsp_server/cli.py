@@ -184,6 +184,7 @@ def run_model_install(args: argparse.Namespace) -> int:
             lm_head=lm_head,
             accuracy_level=level,
             rescore=rescore if args.rescore is None else args.rescore,
+            kv_cache=args.kv_cache or base.kv_cache,
         )
     except ValueError as exc:
         raise CliError(f"invalid graph options: {exc}", EXIT_USAGE) from None
@@ -360,6 +361,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         choices=[0, 4],
         help="4-bit MatMulNBits activations: 0 float32 (default), 4 int8 (faster, less exact)",
+    )
+    graph.add_argument(
+        "--kv-cache",
+        choices=["fp32", "int8"],
+        help="the KV cache's values: float32 (default) or int8 with per-channel scales "
+        "calibrated on the Python standard library (a quarter of the memory; attention reads "
+        "a quarter of the bytes; benchmarks/README.md)",
     )
     install.set_defaults(run=run_model_install)
 

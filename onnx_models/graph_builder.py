@@ -9,7 +9,8 @@ PyTorch.
 Inputs:  input_ids int64 [batch, seq], seqlens_k int32 [batch] (total length - 1),
          total_sequence_length int32 [], num_logits int64 [1] (how many trailing positions
          get logits: 1 for decoding, more to verify speculated tokens),
-         past_key.{i}/past_value.{i} float32 [batch, kv_heads, max_seq, head_dim]
+         past_key.{i}/past_value.{i} float32 [batch, kv_heads, max_seq, head_dim] (int8
+         with GraphOptions.kv_cache "int8")
 Outputs: logits float32 [batch, num_logits, vocab], present_key.{i}/present_value.{i}
 
 Linear weights are float32 MatMuls, or 4-bit or 8-bit blocks run by MatMulNBits (see
@@ -35,6 +36,7 @@ from onnx_models.decoder_weights import DecoderConfig, LayerWeights, LinearWeigh
 OPSET = 17
 MS_DOMAIN = "com.microsoft"
 WEIGHT_FORMATS = ("fp32", "q4", "q8")
+KV_CACHE_FORMATS = ("fp32", "int8")
 # 8-bit MatMulNBits always gets int8 activations: onnxruntime's CPU kernel has no fast path
 # for 8-bit weights with float32 activations (measured 20-40x slower than 4 bits; README).
 INT8_ACTIVATIONS = 4
@@ -61,6 +63,10 @@ class GraphOptions:
     # the float head weights (0: none). int8 activations move a logit by up to ~2, which
     # reorders near ties; recomputing the top few keeps the head's speed and float32's choice.
     rescore: int = 0
+    # "int8": GroupQueryAttention keeps keys and values as int8 with static per-channel scales
+    # (calibrated on real text when the model is built; kv_calibration.py): a quarter of the
+    # cache's memory and of the bytes attention reads per token.
+    kv_cache: str = "fp32"
 
     def __post_init__(self) -> None:
         for name in ("weights", "lm_head"):
@@ -75,6 +81,10 @@ class GraphOptions:
             raise ValueError("the portable graph uses standard operators only: no q4/q8 weights")
         if self.rescore < 0 or (self.rescore and self.lm_head == "fp32"):
             raise ValueError("rescore needs a quantised lm_head (q4 or q8) and a count >= 0")
+        if self.kv_cache not in KV_CACHE_FORMATS:
+            raise ValueError(f"kv_cache must be 'fp32' or 'int8', not {self.kv_cache!r}")
+        if self.kv_cache != "fp32" and self.attention != "gqa":
+            raise ValueError("an int8 KV cache needs the gqa graph (GroupQueryAttention)")
 
     @property
     def shared_kv_buffer(self) -> bool:
@@ -82,7 +92,8 @@ class GraphOptions:
 
     def label(self) -> str:
         label = f"{self.attention}-{self.weights}-head_{self.lm_head}-acc{self.accuracy_level}"
-        return label + (f"-rescore{self.rescore}" if self.rescore else "")
+        label += f"-rescore{self.rescore}" if self.rescore else ""
+        return label + ("-kv8" if self.kv_cache == "int8" else "")
 
 
 @dataclass
@@ -233,11 +244,17 @@ def build_decoder(
     on_layer: Callable[[int], None] = lambda i: None,
     options: GraphOptions | None = None,
     final_norm_bias: np.ndarray | None = None,
+    kv_scales: np.ndarray | None = None,
 ) -> onnx.ModelProto:
     """Build the graph; `layers(i)` yields block i's weights (float32, or blocks where the
     source stores them so; quantised here as options.weights says) so only one block is in
-    memory at a time, and `on_layer(i)` reports progress."""
+    memory at a time, and `on_layer(i)` reports progress. An int8 KV cache needs `kv_scales`
+    [layers, 2 (key, value), kv_heads, head_dim] (kv_calibration.py)."""
     g = _Graph(options or GraphOptions())
+    int8_kv = g.options.kv_cache == "int8"
+    expected = (cfg.num_layers, 2, cfg.num_kv_heads, cfg.head_dim)
+    if int8_kv and (kv_scales is None or kv_scales.shape != expected):
+        raise ValueError(f"an int8 KV cache needs kv_scales of shape {expected}")
     eps = cfg.norm_eps
     emb = g.weight("embed.weight", embedding)
     cos, sin = rotary_caches(cfg)
@@ -267,7 +284,7 @@ def build_decoder(
         if w.q_bias is not None:
             qkv = g.add_bias(qkv, np.concatenate([w.q_bias, w.k_bias, w.v_bias]), f"{p}.qkv")
         attn = (
-            _gqa_attention(g, cfg, qkv, i)
+            _gqa_attention(g, cfg, qkv, i, kv_scales[i] if int8_kv else None)
             if g.options.attention == "gqa"
             else _portable_attention(g, cfg, qkv, i)
         )
@@ -312,6 +329,7 @@ def build_decoder(
     present_len = "max_sequence_length" if g.options.shared_kv_buffer else "total_sequence_length"
     past_shape = ["batch", cfg.num_kv_heads, past_len, cfg.head_dim]
     present_shape = ["batch", cfg.num_kv_heads, present_len, cfg.head_dim]
+    cache_type = TensorProto.INT8 if int8_kv else TensorProto.FLOAT
     inputs = [
         helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "sequence"]),
         helper.make_tensor_value_info("seqlens_k", TensorProto.INT32, ["batch"]),
@@ -325,13 +343,9 @@ def build_decoder(
     ]
     for i in range(cfg.num_layers):
         for kind in ("key", "value"):
-            inputs.append(
-                helper.make_tensor_value_info(f"past_{kind}.{i}", TensorProto.FLOAT, past_shape)
-            )
+            inputs.append(helper.make_tensor_value_info(f"past_{kind}.{i}", cache_type, past_shape))
             outputs.append(
-                helper.make_tensor_value_info(
-                    f"present_{kind}.{i}", TensorProto.FLOAT, present_shape
-                )
+                helper.make_tensor_value_info(f"present_{kind}.{i}", cache_type, present_shape)
             )
     graph = helper.make_graph(g.nodes, "nexttoken_decoder", inputs, outputs, g.initializers)
     uses_ms = any(n.domain == MS_DOMAIN for n in g.nodes)
@@ -345,21 +359,34 @@ def build_decoder(
     return model
 
 
-def _gqa_attention(g: _Graph, cfg: DecoderConfig, qkv: str, i: int) -> str:
-    """onnxruntime's GroupQueryAttention: rotary inside, past and present one shared buffer."""
+def _gqa_attention(
+    g: _Graph, cfg: DecoderConfig, qkv: str, i: int, kv_scales: np.ndarray | None
+) -> str:
+    """onnxruntime's GroupQueryAttention: rotary inside, past and present one shared buffer;
+    with `kv_scales` [2, kv_heads, head_dim] the cache holds int8 (symmetric, per channel)."""
+    inputs = [
+        qkv,
+        "",
+        "",
+        f"past_key.{i}",
+        f"past_value.{i}",
+        "seqlens_k",
+        "total_sequence_length",
+        "rotary.cos",
+        "rotary.sin",
+    ]
+    quant: dict[str, object] = {}
+    if kv_scales is not None:
+        shape = (1, cfg.num_kv_heads, 1, cfg.head_dim)
+        # Inputs 9-11 (position ids, attention bias, head sink) stay unset.
+        inputs += ["", "", ""] + [
+            g.weight(f"layers.{i}.{kind}_scale", kv_scales[j].reshape(shape).astype(np.float32))
+            for j, kind in enumerate(("k", "v"))
+        ]
+        quant = dict(k_quant_type="PER_CHANNEL", v_quant_type="PER_CHANNEL", kv_cache_bit_width=8)
     attn, _, _ = g.node(
         "GroupQueryAttention",
-        [
-            qkv,
-            "",
-            "",
-            f"past_key.{i}",
-            f"past_value.{i}",
-            "seqlens_k",
-            "total_sequence_length",
-            "rotary.cos",
-            "rotary.sin",
-        ],
+        inputs,
         [f"layers.{i}.attn", f"present_key.{i}", f"present_value.{i}"],
         domain=MS_DOMAIN,
         num_heads=cfg.num_heads,
@@ -367,6 +394,7 @@ def _gqa_attention(g: _Graph, cfg: DecoderConfig, qkv: str, i: int) -> str:
         do_rotary=1,
         rotary_interleaved=0,
         scale=float(1.0 / np.sqrt(cfg.head_dim)),
+        **quant,
     )
     return attn
 

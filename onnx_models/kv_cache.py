@@ -65,8 +65,9 @@ class KvCache:
         device and never needs to grow (device memory is not what limits a small model)."""
         lay = self.layout
         shape = [1, lay.num_kv_heads, capacity, lay.head_dim]
+        dtype = np.dtype(lay.dtype).type
         self.values = {
-            past: ort.OrtValue.ortvalue_from_shape_and_type(shape, np.float32, self.device, 0)
+            past: ort.OrtValue.ortvalue_from_shape_and_type(shape, dtype, self.device, 0)
             for past, _ in self.pairs()
         }
         self.capacity = capacity
@@ -77,7 +78,7 @@ class KvCache:
         keep = len(self.tokens)
         new: dict[str, np.ndarray] = {}
         for past, _ in self.pairs():
-            buf = np.zeros(shape, dtype=np.float32)
+            buf = np.zeros(shape, dtype=lay.dtype)
             if past in self._buffers and keep:
                 buf[:, :, :keep, :] = self._buffers[past][:, :, :keep, :]
             new[past] = buf

@@ -10,8 +10,12 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
+from onnx_models import kv_calibration
 from onnx_models.adapter import AdaptedWeights, Adapter, adapt_manifest, write_adapted_tokenizer
 from onnx_models.decoder_weights import DecoderWeights
 from onnx_models.gguf_weights import GgufWeights
@@ -111,6 +115,32 @@ def build_model_folder(
     )
 
 
+def _write_graph(
+    weights: DecoderWeights,
+    folder: Path,
+    options: GraphOptions,
+    progress: ProgressCallback,
+    *,
+    quantized: bool,
+    kv_scales: np.ndarray | None = None,
+) -> None:
+    cfg = weights.config
+    progress("building ONNX graph", 0, cfg.num_layers)
+    model = build_decoder(
+        cfg,
+        weights.embedding(),
+        lambda i: weights.layer(i, quantized=quantized),
+        weights.final_norm(),
+        weights.lm_head(),
+        on_layer=lambda i: progress("building ONNX graph", i + 1, cfg.num_layers),
+        options=options,
+        final_norm_bias=weights.final_norm_bias(),
+        kv_scales=kv_scales,
+    )
+    progress("saving graph", 0, 0)
+    save_model(model, folder / "model.onnx")
+
+
 def write_model_folder(
     weights: DecoderWeights,
     out_dir: Path,
@@ -122,7 +152,6 @@ def write_model_folder(
 ) -> Path:
     """Write graph, tokenizer and manifest into a staging folder beside `out_dir`, then rename
     it into place: whatever the weights came from."""
-    cfg = weights.config
     # Blocks a source stores (GGUF Q4_1) are carried into q4/q8 graphs without a float detour.
     quantized = options.weights != "fp32"
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -131,21 +160,20 @@ def write_model_folder(
         progress("writing tokenizer", 0, 1)
         write_tokenizer(staging / "tokenizer.json")
         progress("writing tokenizer", 1, 1)
-        progress("building ONNX graph", 0, cfg.num_layers)
-        model = build_decoder(
-            cfg,
-            weights.embedding(),
-            lambda i: weights.layer(i, quantized=quantized),
-            weights.final_norm(),
-            weights.lm_head(),
-            on_layer=lambda i: progress("building ONNX graph", i + 1, cfg.num_layers),
-            options=options,
-            final_norm_bias=weights.final_norm_bias(),
-        )
-        progress("saving graph", 0, 0)
-        save_model(model, staging / "model.onnx")
-        del model
-        manifest().save(staging)
+        kv_scales = None
+        if options.kv_cache == "int8":
+            # The scales come from running the same model with a float cache first.
+            float_cache = replace(options, kv_cache="fp32")
+            _write_graph(weights, staging, float_cache, progress, quantized=quantized)
+            manifest().save(staging)
+            progress("calibrating the int8 KV cache", 0, 1)
+            kv_scales = kv_calibration.kv_scales(staging)
+            progress("calibrating the int8 KV cache", 1, 1)
+        _write_graph(weights, staging, options, progress, quantized=quantized, kv_scales=kv_scales)
+        built = manifest()
+        if options.kv_cache == "int8":
+            built = replace(built, kv=replace(built.kv, dtype="int8"))
+        built.save(staging)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         staging.rename(out_dir)

@@ -23,8 +23,8 @@ FILES = 12
 
 
 def calibration_files(count: int = FILES) -> list[Path]:
-    """`count` standard-library modules spread over the alphabet (fixed: scales must not
-    change from one build to the next)."""
+    """`count` standard-library modules spread over the alphabet: the same files every build,
+    so rebuilding on one machine gives the same scales."""
     modules = sorted(p for p in Path(sysconfig.get_path("stdlib")).glob("*.py") if p.is_file())
     if not modules:
         raise RuntimeError("no Python standard library sources to calibrate the KV cache on")

@@ -1,0 +1,96 @@
+"""Prompt-lookup speculation against plain greedy decoding, position by position.
+
+Positions are drawn (seeded) from standard-library modules; at each, the 512 tokens before it
+are prefilled (not timed), then `--tokens` greedy tokens are decoded plainly and with prompt
+lookup, in alternating order. Reported: the median and spread of the per-position decode
+speed-up, tokens per forward pass, and whether every position gave the same tokens (the
+speculation must be lossless).
+
+    python benchmarks/speculation.py --positions 24 --tokens 48 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sysconfig
+from pathlib import Path
+
+from onnx_models.engine import Engine
+from onnx_models.install import ensure_model
+
+CONTEXT = 512
+
+
+def positions(engine: Engine, count: int, seed: int) -> list[list[int]]:
+    """`count` windows of CONTEXT tokens, one per module, from a seeded draw."""
+    modules = sorted(Path(sysconfig.get_path("stdlib")).glob("*.py"))
+    rng = random.Random(seed)
+    rng.shuffle(modules)
+    windows = []
+    for path in modules:
+        ids = engine.tokenizer.encode(path.read_text(encoding="utf-8", errors="replace")).ids
+        if len(ids) < CONTEXT + 200:
+            continue
+        start = rng.randrange(0, len(ids) - CONTEXT - 100)
+        windows.append(ids[start : start + CONTEXT])
+        if len(windows) == count:
+            break
+    return windows
+
+
+def run(
+    engine: Engine, window: list[int], tokens: int, speculate: bool
+) -> tuple[float, int, tuple]:
+    engine.rewind(0)
+    engine.prefill(window)  # not timed: the decode is what speculation changes
+    g = engine.generate(
+        window, max_new_tokens=tokens, stop_token_ids=frozenset(), speculate=speculate
+    )
+    return g.decode_ms, g.forward_passes, g.tokens
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, help="model folder (default: the default model)")
+    parser.add_argument("--positions", type=int, default=24)
+    parser.add_argument("--tokens", type=int, default=48)
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    engine = Engine.load(args.model or ensure_model())
+    policies = ["plain", "lookup"]
+    rows = []
+    for i, window in enumerate(positions(engine, args.positions, args.seed)):
+        order = policies if i % 2 == 0 else policies[::-1]
+        row: dict[str, tuple[float, int, tuple]] = {}
+        for policy in order:
+            row[policy] = run(engine, window, args.tokens, speculate=policy == "lookup")
+        rows.append(row)
+        print(
+            f"{i + 1}/{args.positions}: "
+            + ", ".join(f"{p} {row[p][0]:.0f} ms / {row[p][1]} passes" for p in policies),
+            flush=True,
+        )
+    speedups = [r["plain"][0] / r["lookup"][0] for r in rows]
+    summary = {
+        "positions": len(rows),
+        "tokens": args.tokens,
+        "plain_decode_ms_median": statistics.median(r["plain"][0] for r in rows),
+        "lookup_decode_ms_median": statistics.median(r["lookup"][0] for r in rows),
+        "speedup_median": statistics.median(speedups),
+        "speedup_min": min(speedups),
+        "speedup_max": max(speedups),
+        "tokens_per_pass": sum(len(r["lookup"][2]) for r in rows)
+        / sum(r["lookup"][1] for r in rows),
+        "same_tokens": sum(r["lookup"][2] == r["plain"][2] for r in rows),
+    }
+    print(json.dumps(summary, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -50,6 +50,12 @@ class Generation:
     forward_passes: int = 0  # decode passes; fewer than tokens when drafts were accepted
 
 
+# Tokens a prefill pass: attention's work grows with the chunk times the cached length, the
+# quantised matmuls want many rows. Measured (1,024-token cold prefill, benchmarks/README.md):
+# 256 beat 128, 512 and 1,024 with a float cache; int8's dequantising attention wants 128.
+PREFILL_CHUNK = {"float32": 256, "int8": 128}
+
+
 def physical_cores() -> int:
     """Cores, not hardware threads: a second thread on a busy core slows matrix kernels."""
     try:
@@ -221,8 +227,9 @@ class Engine:
             )
         self.kv.tokens.extend(token_ids)
 
-    def prefill(self, prompt_ids: list[int], chunk: int = 512) -> PrefillStats:
-        """Bring the cache to `prompt_ids`, reusing the longest common prefix."""
+    def prefill(self, prompt_ids: list[int], chunk: int | None = None) -> PrefillStats:
+        """Bring the cache to `prompt_ids`, reusing the longest common prefix, `chunk` tokens
+        a forward pass (default: PREFILL_CHUNK for the cache's type)."""
         if not prompt_ids:
             raise ValueError("empty prompt")
         if len(prompt_ids) >= self.manifest.context_length:
@@ -235,6 +242,7 @@ class Engine:
         reused = min(common_prefix_length(self.kv.tokens, prompt_ids), len(prompt_ids) - 1)
         self.kv.rewind(reused)
         rest = prompt_ids[reused:]
+        chunk = chunk or PREFILL_CHUNK[self.manifest.kv.dtype]
         for i in range(0, len(rest), chunk):
             self._forward(rest[i : i + chunk])
         stats = PrefillStats(reused, len(rest), (time.perf_counter() - t0) * 1000)

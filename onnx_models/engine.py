@@ -54,6 +54,8 @@ class Generation:
 # quantised matmuls want many rows. Measured (1,024-token cold prefill, benchmarks/README.md):
 # 256 beat 128, 512 and 1,024 with a float cache; int8's dequantising attention wants 128.
 PREFILL_CHUNK = {"float32": 256, "int8": 128}
+# The manifest's KV dtype and the graph's cache input type (onnxruntime's spelling).
+CACHE_TYPES = {"float32": "tensor(float)", "int8": "tensor(int8)"}
 
 
 def physical_cores() -> int:
@@ -151,6 +153,14 @@ class Engine:
             raise ModelLoadError(
                 f"{graph} lacks inputs {sorted(missing)}: it was built by another version of "
                 f"nexttoken; rebuild with `nexttoken model install --force`"
+            )
+        cache_input = manifest.kv.past_key_name.format(layer=0)
+        graph_cache = next((i.type for i in session.get_inputs() if i.name == cache_input), None)
+        wanted = CACHE_TYPES.get(manifest.kv.dtype)
+        if graph_cache != wanted:
+            raise ModelLoadError(
+                f"{model_dir}: the manifest's KV cache is {manifest.kv.dtype} but the graph's "
+                f"{cache_input} is {graph_cache}; rebuild with `nexttoken model install --force`"
             )
         return cls(model_dir, manifest, session, tokenizer)
 

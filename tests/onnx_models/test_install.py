@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 from pathlib import Path
@@ -105,3 +106,17 @@ def test_corrupt_graph_and_missing_files_fail_to_load_clearly(
         Engine.load(broken)
     with pytest.raises(ModelLoadError, match="does not exist"):
         Engine.load(tmp_path / "nowhere")
+
+
+def test_a_manifest_that_disagrees_with_the_graphs_cache_fails_to_load(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for name in ("tokenizer.json", "model.onnx", "model.onnx.data"):
+        (mixed / name).symlink_to(model_dir / name)
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    manifest["kv"]["dtype"] = "int8"  # a float-cache graph under an int8 manifest
+    (mixed / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelLoadError, match="KV cache is int8 but .* tensor\\(float\\)"):
+        Engine.load(mixed)

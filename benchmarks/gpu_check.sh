@@ -5,14 +5,15 @@
 # `python3` that runs it (so a preinstalled torch/transformers serve the parity test's reference),
 # installs onnxruntime-gpu and the project's code into it, builds the default model, runs
 # tests/onnx_models/test_parity.py with NEXTTOKEN_EXECUTION_PROVIDER=CUDAExecutionProvider, then
-# benchmarks/engine.py for ours only. Every step has its own timeout and the whole script ends
+# benchmarks/engine.py for ours only, then (if time is left) the int8 KV cache's test. Every step has its own timeout and the whole script ends
 # within 8 minutes. It never touches the user's own environment: it writes to $VENV and $OUT.
 #
 #   OUT=/tmp/gpu-out bash benchmarks/gpu_check.sh
 #
 # Environment:
 #   OUT                  results (default: a new temporary folder): summary.txt, env.txt,
-#                        install.log, model.log, parity.log, engine.log, engine-gpu.json
+#                        install.log, model.log, parity.log, engine.log, engine-gpu.json,
+#                        kv_int8.log
 #   VENV                 the venv to (re)create (default: /tmp/nexttoken-gpu-venv)
 #   NEXTTOKEN_WHEELS     a folder of wheels for a machine without PyPI (pip --no-index
 #                        --find-links): onnxruntime-gpu, and whichever of the project's
@@ -120,6 +121,10 @@ fi
 step engine 180 "$PY" benchmarks/engine.py --engines ours --rounds "$ROUNDS" \
     --json "$OUT/engine-gpu.json"
 ENGINE=$?
-echo "parity exit $PARITY, engine exit $ENGINE, $(($(date +%s) - START)) s in all" |
-    tee -a "$OUT/summary.txt"
+# Whether the CUDA provider takes the int8 KV cache (`--kv-cache int8`; checked on the CPU
+# provider only so far): its build, calibration and accuracy test. Informational.
+step kv_int8 150 "$PY" -m pytest -q -p no:cacheprovider tests/onnx_models/test_kv_int8.py
+KV_INT8=$?
+echo "parity exit $PARITY, engine exit $ENGINE, int8 KV exit $KV_INT8," \
+    "$(($(date +%s) - START)) s in all" | tee -a "$OUT/summary.txt"
 ((PARITY == 0 && ENGINE == 0))

@@ -160,19 +160,18 @@ def write_model_folder(
         progress("writing tokenizer", 0, 1)
         write_tokenizer(staging / "tokenizer.json")
         progress("writing tokenizer", 1, 1)
+        built = manifest()
         kv_scales = None
         if options.kv_cache == "int8":
             # The scales come from running the same model with a float cache first.
             float_cache = replace(options, kv_cache="fp32")
             _write_graph(weights, staging, float_cache, progress, quantized=quantized)
-            manifest().save(staging)
+            built.save(staging)
             progress("calibrating the int8 KV cache", 0, 1)
             kv_scales = kv_calibration.kv_scales(staging)
             progress("calibrating the int8 KV cache", 1, 1)
-        _write_graph(weights, staging, options, progress, quantized=quantized, kv_scales=kv_scales)
-        built = manifest()
-        if options.kv_cache == "int8":
             built = replace(built, kv=replace(built.kv, dtype="int8"))
+        _write_graph(weights, staging, options, progress, quantized=quantized, kv_scales=kv_scales)
         built.save(staging)
         if out_dir.exists():
             shutil.rmtree(out_dir)

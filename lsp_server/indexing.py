@@ -15,6 +15,7 @@ import logging
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
@@ -120,6 +121,31 @@ class WorkspaceIndexing:
             "context: %d snippets in %.1f ms", len(context), (time.perf_counter() - started) * 1000
         )
         return replace(request, context=context, repo_name=workspace_name(str(index.root)))
+
+    # -- status ------------------------------------------------------------------------------
+
+    async def status(self, wait_s: float = 0.0) -> dict[str, Any]:
+        """The index's state for `nexttoken/indexStatus`: "off", "indexing", "ready" or
+        "failed"; waiting up to `wait_s` for the first pass to end, so that a client which
+        needs the steady state (the bench) need not poll."""
+        index = self.index
+        if index is None:
+            return {"state": "off"}
+        if wait_s > 0 and not index.ready:
+            await asyncio.to_thread(index.wait_ready, wait_s)
+        if index.failure:
+            state = "failed"
+        elif index.ready:
+            state = "ready"
+        else:
+            state = "indexing"
+        summary = index.summary
+        return {
+            "state": state,
+            "root": str(index.root),
+            "files": summary.files if summary is not None else None,
+            "failure": index.failure or None,
+        }
 
     # -- progress --------------------------------------------------------------------------
 

@@ -6,8 +6,9 @@ turns the request into a plain `CompletionRequest`, hands it to the inference wo
 converts the answer back. Prompting, decoding and stopping live in `completion/`. Nothing a
 client sends may stop the server: bad input ends in an empty answer and a log line.
 
-One request of our own, `nexttoken/lastStats`, answers with the stats of the most recent
-generations and the model in use, so that `nexttoken bench` can measure what an editor sees.
+Requests of our own: `nexttoken/lastStats` answers with the stats of the most recent
+generations and the model in use, so that `nexttoken bench` can measure what an editor sees;
+`nexttoken/indexStatus` tells (and, asked to, waits for) the workspace index's first pass.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any, TypeVar
 from urllib.parse import unquote
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol, lsp_method
 from pygls.uris import to_fs_path
@@ -75,6 +77,9 @@ DID_PARTIALLY_ACCEPT_COMPLETION = "textDocument/didPartiallyAcceptCompletion"
 STATS = "nexttoken/stats"
 TYPING_THROUGH = "typing_through"  # the `source` of an answer that skipped the model
 LAST_STATS = "nexttoken/lastStats"
+INDEX_STATUS = "nexttoken/indexStatus"
+# The longest `waitMs` an index status request may ask for: a waiting request holds a thread.
+INDEX_STATUS_WAIT_LIMIT_S = 600.0
 # Enough for every keystroke of one bench position between two `nexttoken/lastStats` calls.
 RECENT_COMPLETIONS = 64
 
@@ -742,6 +747,13 @@ def last_stats(ls: NextTokenServer, params: object) -> dict[str, Any]:
     }
 
 
+async def index_status(ls: NextTokenServer, params: Any) -> dict[str, Any]:
+    wait_ms = getattr(params, "waitMs", 0)
+    if isinstance(wait_ms, bool) or not isinstance(wait_ms, int | float) or wait_ms < 0:
+        raise JsonRpcInvalidParams(f"{INDEX_STATUS}: waitMs must be a number of milliseconds >= 0")
+    return await ls.indexing.status(min(wait_ms / 1000, INDEX_STATUS_WAIT_LIMIT_S))
+
+
 def create_server(
     settings: ServerSettings | None = None, load_backend: BackendLoader = load_pipeline
 ) -> NextTokenServer:
@@ -761,4 +773,5 @@ def create_server(
     server.feature(DID_PARTIALLY_ACCEPT_COMPLETION)(did_partially_accept_completion)
     server.feature(STATS)(statistics)
     server.feature(LAST_STATS)(last_stats)
+    server.feature(INDEX_STATUS)(index_status)
     return server

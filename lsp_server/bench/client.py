@@ -28,7 +28,9 @@ from lsp_server import __version__
 
 log = logging.getLogger(__name__)
 
-LAST_STATS = "nexttoken/lastStats"  # the server's own request (lsp_server/server.py)
+# The server's own requests (lsp_server/server.py).
+LAST_STATS = "nexttoken/lastStats"
+INDEX_STATUS = "nexttoken/indexStatus"
 REQUEST_CANCELLED = -32800  # LSP's RequestCancelled error code
 SHUTDOWN_TIMEOUT_S = 10.0
 
@@ -247,6 +249,20 @@ class BenchClient(LanguageClient):
             return None
         except (TimeoutError, RuntimeError) as exc:
             raise ServerFailed(f"{LAST_STATS} failed: {exc}{self.stderr_note()}") from None
+        return plain_json(result)
+
+    async def index_status(self, wait_s: float) -> dict[str, Any] | None:
+        """The workspace index's state once its first pass has ended or `wait_s` has passed
+        (see `nexttoken/indexStatus`); None when the server does not have that request."""
+        params = {"waitMs": round(wait_s * 1000)}
+        try:
+            result = await asyncio.wait_for(
+                self.protocol.send_request_async(INDEX_STATUS, params), wait_s + 30
+            )
+        except JsonRpcMethodNotFound:
+            return None
+        except (TimeoutError, RuntimeError) as exc:
+            raise ServerFailed(f"{INDEX_STATUS} failed: {exc}{self.stderr_note()}") from None
         return plain_json(result)
 
     async def records_since(

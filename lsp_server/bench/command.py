@@ -13,8 +13,10 @@ import asyncio
 import os
 import shlex
 import sys
+import time
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -178,8 +180,17 @@ def canonical_command(args: argparse.Namespace, workspace: Path) -> list[str]:
     return words
 
 
-async def _start(args: argparse.Namespace, workspace: Path) -> tuple[BenchClient, float]:
-    """A started, initialized server that has answered once; and that first answer's time."""
+@dataclass(frozen=True)
+class Started:
+    """A started, initialized server that has answered once, with its index's first pass
+    over (or given up on)."""
+
+    client: BenchClient
+    warmup_ms: float  # the first answer's latency: model load and warm-up
+    index: dict[str, Any] | None  # `nexttoken/indexStatus` and the wait; None: not our server
+
+
+async def _start(args: argparse.Namespace, workspace: Path) -> Started:
     from lsp_server.bench.client import BenchClient, ServerFailed
 
     client = BenchClient()
@@ -192,10 +203,23 @@ async def _start(args: argparse.Namespace, workspace: Path) -> tuple[BenchClient
         client.close_document(uri)
         if client.errors:
             raise ServerFailed(f"the server reported: {client.errors[0]}")
+        # Measure the steady state an editor sees: a request made while the index still fills
+        # gets other context than the next keystroke's, which then reuses no KV cache.
+        waited = time.perf_counter()
+        index = await client.index_status(max(args.timeout, 600.0))
     except BaseException:
         await client.close()
         raise
-    return client, request.latency_ms or 0.0
+    if index is not None:
+        index["wait_ms"] = round((time.perf_counter() - waited) * 1000, 1)
+        if index.get("state") in ("indexing", "failed"):
+            problem = index.get("failure") or "its first pass did not end in time"
+            print(
+                f"nexttoken bench: the workspace index is {index['state']} ({problem}); "
+                "measuring anyway",
+                file=sys.stderr,
+            )
+    return Started(client, request.latency_ms or 0.0, index)
 
 
 def _failed(exc: Exception, client: BenchClient | None = None) -> CliError:
@@ -223,7 +247,7 @@ def _run_latency(
         )
     load = load_average()
     try:
-        runs, warmup_ms, model, peak_rss = asyncio.run(_latency_session(args, workspace, positions))
+        runs, started, model, peak_rss = asyncio.run(_latency_session(args, workspace, positions))
     except ServerFailed as exc:
         raise _failed(exc) from None
     summary = summarize(runs, peak_rss)
@@ -240,13 +264,14 @@ def _run_latency(
             "server_command": server_command(args),
         },
         machine=describe_machine(model, load),
-        warmup_ms=warmup_ms,
+        warmup_ms=started.warmup_ms,
+        index=started.index,
         runs=runs,
         summary=summary,
         budget=budget_json(limits, violations),
     )
     _write_outputs(args, document)
-    print(describe_latency(args, runs, summary, warmup_ms))
+    print(describe_latency(args, runs, summary, started))
     if violations:
         for violation in violations:
             print(f"nexttoken bench: over budget: {violation.message()}", file=sys.stderr)
@@ -256,13 +281,14 @@ def _run_latency(
 
 async def _latency_session(
     args: argparse.Namespace, workspace: Path, positions: Sequence[CursorPosition]
-) -> tuple[list[PositionRun], float, dict[str, Any] | None, int | None]:
+) -> tuple[list[PositionRun], Started, dict[str, Any] | None, int | None]:
     from lsp_server.bench.client import ServerFailed
     from lsp_server.bench.progress import Progress
     from lsp_server.bench.typist import play_position
     from lsp_server.bench.workspace import read_text
 
-    client, warmup_ms = await _start(args, workspace)
+    started = await _start(args, workspace)
+    client = started.client
     progress = Progress(len(positions), "positions")
     runs: list[PositionRun] = []
     try:
@@ -284,7 +310,7 @@ async def _latency_session(
         peak_rss = client.peak_rss_bytes()
     finally:
         await client.close()
-    return runs, warmup_ms, (report or {}).get("model"), peak_rss
+    return runs, started, (report or {}).get("model"), peak_rss
 
 
 def _position_note(run: PositionRun) -> str:
@@ -305,7 +331,7 @@ def describe_latency(
     args: argparse.Namespace,
     runs: Sequence[PositionRun],
     summary: BenchSummary,
-    warmup_ms: float | None,
+    started: Started,
 ) -> str:
     """The summary printed on stdout."""
     files = {run.position.file.relative: run.position.file.language_id for run in runs}
@@ -338,8 +364,10 @@ def describe_latency(
         f"stats reported for {summary.stats_reported} of {summary.answered} answers",
         f"typing-through hits: {summary.typing_through_hits}",
         f"server peak RSS: {'-' if rss is None else f'{rss / 2**20:,.0f} MiB'}; first answer "
-        f"(model load, warm-up): {_ms(warmup_ms)} ms",
+        f"(model load, warm-up): {_ms(started.warmup_ms)} ms",
     ]
+    if started.index is not None:
+        lines.append(describe_index(started.index))
     return "\n".join(lines)
 
 
@@ -374,7 +402,7 @@ def _run_quality(args: argparse.Namespace, workspace: Path, files: Sequence[Sour
         )
     load = load_average()
     try:
-        fills, model = asyncio.run(_quality_session(args, workspace, holes))
+        fills, model, index = asyncio.run(_quality_session(args, workspace, holes))
     except ServerFailed as exc:
         raise _failed(exc) from None
     tests = None
@@ -405,6 +433,7 @@ def _run_quality(args: argparse.Namespace, workspace: Path, files: Sequence[Sour
         results=results,
         tests=tests,
         test_command=args.test_cmd,
+        index=index,
     )
     _write_outputs(args, document)
     print(describe_quality(document))
@@ -413,11 +442,12 @@ def _run_quality(args: argparse.Namespace, workspace: Path, files: Sequence[Sour
 
 async def _quality_session(
     args: argparse.Namespace, workspace: Path, holes: Sequence[Hole]
-) -> tuple[list[tuple[HoleResult, str]], dict[str, Any] | None]:
+) -> tuple[list[tuple[HoleResult, str]], dict[str, Any] | None, dict[str, Any] | None]:
     from lsp_server.bench.progress import Progress
     from lsp_server.bench.quality import fill_holes
 
-    client, _ = await _start(args, workspace)
+    started = await _start(args, workspace)
+    client = started.client
     progress = Progress(len(holes), "holes")
     try:
         fills = await fill_holes(
@@ -432,7 +462,13 @@ async def _quality_session(
         report = await client.last_stats()
     finally:
         await client.close()
-    return fills, (report or {}).get("model")
+    return fills, (report or {}).get("model"), started.index
+
+
+def describe_index(index: dict[str, Any]) -> str:
+    files = index.get("files")
+    counted = f", {files} files" if isinstance(files, int) else ""
+    return f"workspace index: {index.get('state')}{counted}; waited {_ms(index.get('wait_ms'))} ms"
 
 
 def describe_quality(document: dict[str, Any]) -> str:
@@ -452,6 +488,8 @@ def describe_quality(document: dict[str, Any]) -> str:
             f"{_percent(row['syntax_ok_percent']):>10}{row['empty']:>7}"
             f"{_ms(row['latency_ms']['p50']):>8}"
         )
+    if document.get("index") is not None:
+        lines.append(describe_index(document["index"]))
     tests = summary.get("tests")
     if tests:
         baseline = "passed" if tests["baseline_passed"] else "FAILED"

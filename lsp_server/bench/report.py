@@ -97,12 +97,14 @@ def latency_document(
     settings: dict[str, Any],
     machine: MachineDescription,
     warmup_ms: float | None,
+    index: dict[str, Any] | None,
     runs: Sequence[PositionRun],
     summary: BenchSummary,
     budget: dict[str, Any] | None,
 ) -> dict[str, Any]:
     document = _envelope("latency", command, workspace, settings)
     document["machine"] = machine.to_json()
+    document["index"] = index
     document["summary"] = {
         "positions": summary.positions,
         "requests": summary.requests,
@@ -190,9 +192,11 @@ def quality_document(
     results: Sequence[HoleResult],
     tests: SuiteOutcome | None,
     test_command: str | None,
+    index: dict[str, Any] | None,
 ) -> dict[str, Any]:
     document = _envelope("quality", command, workspace, settings)
     document["machine"] = machine.to_json()
+    document["index"] = index
     summary: dict[str, Any] = {"all": _quality_figures(results)}
     for kind in ("line", "block"):
         summary[kind] = _quality_figures([r for r in results if r.hole.kind == kind])

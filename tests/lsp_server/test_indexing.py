@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
 
 SERVER = [str(Path(__file__).with_name("context_server.py"))]
 WAIT_S = 30.0
@@ -128,3 +129,31 @@ async def test_a_bad_exclude_setting_is_reported_and_ignored(start_client, works
     answer = await answer_until(client, uri, 5, 9, "shop/model.py:0:3")
     assert answer.startswith("shop/model.py:0:3")
     await asyncio.sleep(0)  # hand the loop over once so pending notifications are read
+
+
+async def index_status(client, params: dict) -> dict:
+    return await client.protocol.send_request_async("nexttoken/indexStatus", params)
+
+
+async def test_index_status_waits_for_the_first_pass(start_client, workspace: Path) -> None:
+    client = await start_client(SERVER, workspace=workspace)
+    status = await index_status(client, {"waitMs": WAIT_S * 1000})
+    assert (status.state, status.files, status.failure) == ("ready", 3, None)
+    assert Path(status.root) == workspace.resolve()
+    # Ready means complete: the first answer already has everything, with no retry.
+    uri = client.open_document(workspace / "shop" / "checkout.py", CHECKOUT)
+    [item] = await client.inline(uri, 5, 9)
+    assert item.insert_text == "shop/model.py:0:3 shop/model.py:5:2|shop_project"
+
+
+async def test_index_status_off_and_bad_wait(start_client, workspace: Path) -> None:
+    client = await start_client(
+        SERVER, workspace=workspace, initialization_options={"index": False}
+    )
+    status = await index_status(client, {})
+    assert status.state == "off"
+    for bad in (-1, "soon", True):
+        with pytest.raises(JsonRpcInvalidParams, match="waitMs"):
+            await index_status(client, {"waitMs": bad})
+    # The server goes on serving.
+    assert (await index_status(client, {"waitMs": 0})).state == "off"

@@ -179,6 +179,9 @@ def test_short_bench_on_this_repository_within_a_generous_budget(
     assert document["budget"]["passed"] is True
     assert document["machine"]["model"] == ModelManifest.load(model_dir).name
     assert document["machine"]["execution_provider"].endswith("ExecutionProvider")
+    # The positions began once the index had read the whole repository.
+    assert document["index"]["state"] == "ready"
+    assert document["index"]["files"] > 100
     summary = document["summary"]
     assert summary["requests"] == 2 * 3
     assert summary["stats_reported"] == summary["answered"]

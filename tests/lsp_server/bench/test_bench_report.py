@@ -64,6 +64,9 @@ def documented_names() -> set[str]:
     return set(re.findall(r"`([a-z_0-9.]+)`", SCHEMA_DOC.read_text(encoding="utf-8")))
 
 
+INDEX = {"state": "ready", "root": "/w", "files": 12, "failure": None, "wait_ms": 310.5}
+
+
 def make_latency_document() -> dict[str, Any]:
     runs = latency_runs()
     summary = summarize(runs, 123456)
@@ -81,6 +84,7 @@ def make_latency_document() -> dict[str, Any]:
         },
         machine=describe_machine({"name": "smollm2", "execution_provider": "CPU"}, None),
         warmup_ms=2500.0,
+        index=INDEX,
         runs=runs,
         summary=summary,
         budget=budget_json(limits, check_budget(limits, runs, summary)),
@@ -108,6 +112,7 @@ def make_quality_document() -> dict[str, Any]:
         results=[result],
         tests=tests,
         test_command="pytest -x -q",
+        index=INDEX,
     )
 
 

@@ -642,6 +642,13 @@ async def did_change_configuration(
     ls.indexing.configure(ls.settings, ls.workspace)
 
 
+def did_change_workspace_folders(
+    ls: NextTokenServer, params: types.DidChangeWorkspaceFoldersParams
+) -> None:
+    # pygls has already applied the change to ls.workspace.
+    ls.indexing.configure(ls.settings, ls.workspace)
+
+
 # Open documents feed the workspace index: their unsaved text wins over the disk.
 def did_open(ls: NextTokenServer, params: types.DidOpenTextDocumentParams) -> None:
     uri = params.text_document.uri
@@ -761,6 +768,7 @@ def create_server(
     server.feature(types.INITIALIZE)(initialize)
     server.feature(types.INITIALIZED)(initialized)
     server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)(did_change_configuration)
+    server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)(did_change_workspace_folders)
     server.feature(types.TEXT_DOCUMENT_DID_OPEN)(did_open)
     server.feature(types.TEXT_DOCUMENT_DID_CHANGE)(did_change)
     server.feature(types.TEXT_DOCUMENT_DID_CLOSE)(did_close)

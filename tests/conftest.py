@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +122,7 @@ class ClientLauncher:
         inline_completion: bool = True,
         env: dict[str, str] | None = None,
         on_initialized: Callable[[types.InitializeResult], object] | None = None,
+        more_folders: Sequence[Path] = (),
     ) -> EditorClient:
         editor = EditorClient(converter_factory=default_converter)
         register_lsp_features(editor)
@@ -137,7 +138,8 @@ class ClientLauncher:
                 capabilities=capabilities_of(client, inline_completion=inline_completion),
                 root_uri=workspace.as_uri(),
                 workspace_folders=[
-                    types.WorkspaceFolder(uri=workspace.as_uri(), name=workspace.name)
+                    types.WorkspaceFolder(uri=folder.as_uri(), name=folder.name)
+                    for folder in (workspace, *more_folders)
                 ],
                 initialization_options=initialization_options,
             )

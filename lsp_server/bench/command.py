@@ -212,13 +212,14 @@ async def _start(args: argparse.Namespace, workspace: Path) -> Started:
         raise
     if index is not None:
         index["wait_ms"] = round((time.perf_counter() - waited) * 1000, 1)
-        if index.get("state") in ("indexing", "failed"):
-            problem = index.get("failure") or "its first pass did not end in time"
-            print(
-                f"nexttoken bench: the workspace index is {index['state']} ({problem}); "
-                "measuring anyway",
-                file=sys.stderr,
-            )
+        for folder in index.get("roots", []):
+            if folder.get("state") in ("indexing", "failed"):
+                problem = folder.get("failure") or "its first pass did not end in time"
+                print(
+                    f"nexttoken bench: the index of {folder.get('root')} is {folder['state']} "
+                    f"({problem}); measuring anyway",
+                    file=sys.stderr,
+                )
     return Started(client, request.latency_ms or 0.0, index)
 
 

@@ -138,8 +138,9 @@ async def index_status(client, params: dict) -> dict:
 async def test_index_status_waits_for_the_first_pass(start_client, workspace: Path) -> None:
     client = await start_client(SERVER, workspace=workspace)
     status = await index_status(client, {"waitMs": WAIT_S * 1000})
-    assert (status.state, status.files, status.failure) == ("ready", 3, None)
-    assert Path(status.root) == workspace.resolve()
+    assert (status.state, status.files) == ("ready", 3)
+    [folder] = status.roots
+    assert (folder.state, Path(folder.root), folder.failure) == ("ready", workspace, None)
     # Ready means complete: the first answer already has everything, with no retry.
     uri = client.open_document(workspace / "shop" / "checkout.py", CHECKOUT)
     [item] = await client.inline(uri, 5, 9)
@@ -157,3 +158,70 @@ async def test_index_status_off_and_bad_wait(start_client, workspace: Path) -> N
             await index_status(client, {"waitMs": bad})
     # The server goes on serving.
     assert (await index_status(client, {"waitMs": 0})).state == "off"
+
+
+LEDGER = (
+    "class Ledger:\n    def post(self, entry):\n        pass\n\n\n"
+    "def open_ledger() -> Ledger:\n    return Ledger()\n"
+)
+INVOICE = (
+    "from .ledger import open_ledger\n\n\ndef bill():\n    ledger = open_ledger()\n    ledger."
+)
+
+
+def folders_changed(client, added: list[Path], removed: list[Path]) -> None:
+    def folders(paths: list[Path]) -> list[types.WorkspaceFolder]:
+        return [types.WorkspaceFolder(uri=p.as_uri(), name=p.name) for p in paths]
+
+    client.workspace_did_change_workspace_folders(
+        types.DidChangeWorkspaceFoldersParams(
+            event=types.WorkspaceFoldersChangeEvent(added=folders(added), removed=folders(removed))
+        )
+    )
+
+
+async def test_each_workspace_folder_has_its_own_index(
+    start_client, workspace: Path, tmp_path: Path
+) -> None:
+    billing = tmp_path / "billing_project"
+    (billing / "billing").mkdir(parents=True)
+    (billing / "billing" / "__init__.py").write_text("")
+    (billing / "billing" / "ledger.py").write_text(LEDGER)
+    (billing / "billing" / "invoice.py").write_text(INVOICE)
+    capabilities: list[types.ServerCapabilities] = []
+    client = await start_client(
+        SERVER,
+        workspace=workspace,
+        more_folders=[billing],
+        on_initialized=lambda result: capabilities.append(result.capabilities),
+    )
+    # The client is told that folder changes are wanted.
+    folders = capabilities[0].workspace.workspace_folders
+    assert (folders.supported, folders.change_notifications) == (True, True)
+    status = await index_status(client, {"waitMs": WAIT_S * 1000})
+    assert (status.state, status.files) == ("ready", 6)
+    assert sorted(Path(f.root) for f in status.roots) == sorted([workspace, billing])
+
+    # Each document gets context from its own folder, under its own folder's name.
+    shop_uri = client.open_document(workspace / "shop" / "checkout.py", CHECKOUT)
+    billing_uri = client.open_document(billing / "billing" / "invoice.py", INVOICE)
+    [item] = await client.inline(billing_uri, 5, 11)
+    assert item.insert_text == "billing/ledger.py:0:3 billing/ledger.py:5:2|billing_project"
+    [item] = await client.inline(shop_uri, 5, 9)
+    assert item.insert_text == "shop/model.py:0:3 shop/model.py:5:2|shop_project"
+
+    # A folder removed takes its index along; one added inside another needs none of its own.
+    folders_changed(client, added=[workspace / "shop"], removed=[billing])
+    status = await index_status(client, {"waitMs": WAIT_S * 1000})
+    assert [Path(f.root) for f in status.roots] == [workspace]
+    [item] = await client.inline(billing_uri, 5, 11)
+    assert item.insert_text == "<none>|"
+    [item] = await client.inline(shop_uri, 5, 9)
+    assert item.insert_text == "shop/model.py:0:3 shop/model.py:5:2|shop_project"
+
+    # Added back: indexed again.
+    folders_changed(client, added=[billing], removed=[])
+    status = await index_status(client, {"waitMs": WAIT_S * 1000})
+    assert (status.state, len(status.roots)) == ("ready", 2)
+    [item] = await client.inline(billing_uri, 5, 11)
+    assert item.insert_text == "billing/ledger.py:0:3 billing/ledger.py:5:2|billing_project"

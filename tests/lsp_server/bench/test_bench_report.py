@@ -64,7 +64,12 @@ def documented_names() -> set[str]:
     return set(re.findall(r"`([a-z_0-9.]+)`", SCHEMA_DOC.read_text(encoding="utf-8")))
 
 
-INDEX = {"state": "ready", "root": "/w", "files": 12, "failure": None, "wait_ms": 310.5}
+INDEX = {
+    "state": "ready",
+    "files": 12,
+    "roots": [{"root": "/w", "state": "ready", "files": 12, "failure": None}],
+    "wait_ms": 310.5,
+}
 
 
 def make_latency_document() -> dict[str, Any]:

@@ -39,7 +39,7 @@ from completion.token_healing import (
     TokenHealingError,
     strip_healed_prefix,
 )
-from onnx_models.engine import Engine, GenerationCancelled
+from onnx_models.engine import Engine, GenerationCancelled, PrefillStats
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,18 @@ PROMPT_LOG_ENV = "NEXTTOKEN_PROMPT_LOG"
 
 class CompletionCancelled(Exception):
     """The request was cancelled (or superseded) between two decode steps."""
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """What `complete` and `warm` share: the cursor's reading and the final prompt."""
+
+    ctx: CursorContext
+    cursor: CursorSyntax
+    language: CompletionLanguage | None
+    window: SyntaxWindow
+    prompt_text: str
+    healed: HealedPrompt
 
 
 @dataclass(frozen=True)
@@ -147,6 +159,10 @@ class CompletionPipeline:
         # from the settings), and whether a failure of it falls back to the engine.
         self.remote: TextGenerator | None = None
         self.remote_fallback = False
+        # The last `warm`: its request, what it prepared, what its prefill did (None: nothing).
+        self._warmed: (
+            tuple[CompletionRequest, _Prepared | CompletionResult, PrefillStats | None] | None
+        ) = None
 
     @classmethod
     def load(cls, model_dir: Path, settings: PipelineSettings | None = None) -> CompletionPipeline:
@@ -156,48 +172,21 @@ class CompletionPipeline:
         self, request: CompletionRequest, cancelled: Callable[[], bool] = lambda: False
     ) -> CompletionResult:
         t0 = time.perf_counter()
-        ctx = split_at(request.text, request.position)
-        if "\x00" in request.text:
-            return self._empty(request, "binary", t0)
-        if is_secret_file(request.path):
-            return self._empty(request, "none", t0, mode="none", detail="secret_file")
-        if request.workspace:
-            self.secrets.use_workspace(Path(request.workspace))
-        language = language_for(request.language_id, request.path)
-        window = SyntaxWindow.around(ctx)
-        cursor = cursor_mode(language, ctx, self.settings.modes, window)
-        if cursor.mode == "none":
-            return self._empty(request, "none", t0, mode="none", detail=cursor.reason)
-        mode = cursor.mode
-        repo_context = self.context_renderer.render(
-            request.context,
-            self.settings.budget.context_tokens,
-            framing=self.settings.framing,
-            repo_name=request.repo_name,
-            current_path=request.path,
-            # A line the secret filter would mask is left out of the context altogether.
-            hidden_line=lambda line: self.secrets.mask(line) != line,
+        warmed, self._warmed = self._warmed, None
+        if warmed is not None and warmed[0] is not request:
+            warmed = None
+        prepared = self._prepare(request, t0) if warmed is None else warmed[1]
+        if isinstance(prepared, CompletionResult):
+            return prepared
+        if warmed is not None:
+            self._log_prompt(request, prepared.prompt_text)
+        ctx, cursor, language, window = (
+            prepared.ctx,
+            prepared.cursor,
+            prepared.language,
+            prepared.window,
         )
-        prompt = build_prompt(
-            self.tokenizer,
-            self.manifest,
-            prefix=ctx.prefix,
-            suffix=ctx.suffix,
-            line_prefix=ctx.line_prefix,
-            path=request.path,
-            budget=self.settings.budget,
-            framing=self.settings.framing,
-            repo_context=repo_context,
-        )
-        # The model never sees a credential: the prompt is masked as a whole, so only what the
-        # token budget kept is scanned (its lines are cached: a keystroke rescans one line).
-        prompt_text = self.secrets.mask(prompt.text)
-        if not prompt_text.endswith(ctx.line_prefix) and prompt_text.endswith(MASK):
-            return self._empty(request, "none", t0, mode="none", detail="secret_at_cursor")
-        self._log_prompt(request, prompt_text)
-        healed = self.healer.heal_text(prompt_text)
-        if not healed.prompt_ids:
-            return self._empty(request, "empty_prompt", t0)
+        mode, prompt_text, healed = cursor.mode, prepared.prompt_text, prepared.healed
         stops = StopCriteria(
             mode, ctx.line_prefix, max_lines=self.settings.max_block_lines, language=language
         )
@@ -229,11 +218,19 @@ class CompletionPipeline:
             request.position.character
             + code_units(ctx.line_suffix[: suggestion.replace_chars], UTF16),
         )
+        reused, prefill_ms, warmed_tokens = generation.reused_tokens, generation.prefill_ms, 0
+        early = warmed[2] if warmed is not None else None
+        if early is not None and generation.source == "local":
+            # Count the prefill from the cache as the previous request left it.
+            reused = min(reused, early.reused_tokens)
+            prefill_ms += early.prefill_ms
+            warmed_tokens = early.prefilled_tokens
         stats = CompletionStats(
             prompt_tokens=len(healed.prompt_ids),
-            reused_tokens=generation.reused_tokens,
+            reused_tokens=reused,
             generated_tokens=generation.generated_tokens,
-            prefill_ms=generation.prefill_ms,
+            prefill_ms=prefill_ms,
+            warmed_tokens=warmed_tokens,
             decode_ms=generation.decode_ms,
             total_ms=(time.perf_counter() - t0) * 1000,
             stop_reason=decision.reason or generation.stop_reason,
@@ -255,6 +252,75 @@ class CompletionPipeline:
             stats.stop_reason,
         )
         return CompletionResult(suggestion.text, request.position, end, stats)
+
+    def warm(self, request: CompletionRequest, cancelled: Callable[[], bool]) -> None:
+        """Prefill the prompt `complete(request)` will run, so that it starts decoding at
+        once: the server calls this while it waits out the typing debounce. Stops between
+        chunks once `cancelled()`; what it prefilled stays cached for the next keystroke's
+        prompt, which shares all of it but the last few tokens."""
+        if self.remote is not None:
+            return  # the remote server keeps its own cache
+        self._warmed = None
+        prepared = self._prepare(request, time.perf_counter(), log_prompt=False)
+        stats = None
+        if isinstance(prepared, _Prepared):
+            ids = prepared.healed.prompt_ids
+            if len(ids) >= self.engine.manifest.context_length:
+                return  # `complete` reports it
+            try:
+                stats = self.engine.prefill(list(ids), cancelled=cancelled)
+            except GenerationCancelled:
+                raise CompletionCancelled from None
+        self._warmed = (request, prepared, stats)  # for `complete(request)`, next
+
+    def _prepare(
+        self, request: CompletionRequest, t0: float, *, log_prompt: bool = True
+    ) -> _Prepared | CompletionResult:
+        """The prompt for `request` and what decides how to complete it, or the empty result
+        when there is nothing to complete."""
+        ctx = split_at(request.text, request.position)
+        if "\x00" in request.text:
+            return self._empty(request, "binary", t0)
+        if is_secret_file(request.path):
+            return self._empty(request, "none", t0, mode="none", detail="secret_file")
+        if request.workspace:
+            self.secrets.use_workspace(Path(request.workspace))
+        language = language_for(request.language_id, request.path)
+        window = SyntaxWindow.around(ctx)
+        cursor = cursor_mode(language, ctx, self.settings.modes, window)
+        if cursor.mode == "none":
+            return self._empty(request, "none", t0, mode="none", detail=cursor.reason)
+        repo_context = self.context_renderer.render(
+            request.context,
+            self.settings.budget.context_tokens,
+            framing=self.settings.framing,
+            repo_name=request.repo_name,
+            current_path=request.path,
+            # A line the secret filter would mask is left out of the context altogether.
+            hidden_line=lambda line: self.secrets.mask(line) != line,
+        )
+        prompt = build_prompt(
+            self.tokenizer,
+            self.manifest,
+            prefix=ctx.prefix,
+            suffix=ctx.suffix,
+            line_prefix=ctx.line_prefix,
+            path=request.path,
+            budget=self.settings.budget,
+            framing=self.settings.framing,
+            repo_context=repo_context,
+        )
+        # The model never sees a credential: the prompt is masked as a whole, so only what the
+        # token budget kept is scanned (its lines are cached: a keystroke rescans one line).
+        prompt_text = self.secrets.mask(prompt.text)
+        if not prompt_text.endswith(ctx.line_prefix) and prompt_text.endswith(MASK):
+            return self._empty(request, "none", t0, mode="none", detail="secret_at_cursor")
+        if log_prompt:
+            self._log_prompt(request, prompt_text)
+        healed = self.healer.heal_text(prompt_text)
+        if not healed.prompt_ids:
+            return self._empty(request, "empty_prompt", t0)
+        return _Prepared(ctx, cursor, language, window, prompt_text, healed)
 
     def _generate(
         self,

@@ -45,9 +45,10 @@ class CompletionStats:
     prompt_tokens: int = 0
     reused_tokens: int = 0
     generated_tokens: int = 0
-    prefill_ms: float = 0.0
+    prefill_ms: float = 0.0  # with what was prefilled during the debounce (`warmed_tokens`)
     decode_ms: float = 0.0
-    total_ms: float = 0.0
+    total_ms: float = 0.0  # from the end of the debounce: the warming is not in it
+    warmed_tokens: int = 0  # prompt tokens prefilled while the server waited out the debounce
     stop_reason: str = ""  # "none" when the cursor's mode is none: nothing is suggested there
     mode: str = ""  # "line", "block" or "none"
     mode_reason: str = ""  # why that mode: "blank_line", "opener", "in_comment", "mid_word", ...

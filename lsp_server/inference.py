@@ -13,7 +13,9 @@ number, a single attribute read.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol, TypeVar
@@ -21,6 +23,8 @@ from typing import Protocol, TypeVar
 from completion.candidates import complete_candidates
 from completion.pipeline import CompletionCancelled
 from completion.request import CompletionRequest, CompletionResult, CompletionStats
+
+log = logging.getLogger(__name__)
 
 CancelCheck = Callable[[], bool]
 T = TypeVar("T")
@@ -73,6 +77,30 @@ class InferenceWorker:
         return await self._run(
             ticket, lambda cancelled: complete_candidates(backend, request, n, cancelled)
         )
+
+    async def warm(
+        self, backend: CompletionBackend, request: CompletionRequest, ticket: int
+    ) -> float:
+        """Prefill `request`'s prompt on the worker while the server waits out the debounce,
+        where the backend can (`CompletionPipeline.warm`; duck-typed: test backends cannot);
+        the milliseconds it took. Never raises but asyncio.CancelledError: a warming that
+        fails or is preempted leaves the generation to do the work."""
+        warm = getattr(backend, "warm", None)
+        if warm is None:
+            return 0.0
+
+        def work(cancelled: CancelCheck) -> float:
+            started = time.perf_counter()
+            warm(request, cancelled)
+            return (time.perf_counter() - started) * 1000
+
+        try:
+            return await self._run(ticket, work)
+        except CompletionCancelled:
+            return 0.0
+        except Exception:
+            log.exception("prefilling during the debounce failed")
+            return 0.0
 
     async def _run(self, ticket: int, work: Callable[[CancelCheck], T]) -> T:
         stop = threading.Event()

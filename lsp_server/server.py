@@ -346,16 +346,26 @@ class NextTokenServer(LanguageServer):
         root = containing_root(doc_path, self.workspace_roots()) if doc_path else None
         if root is not None:
             request = replace(request, workspace=str(root))
-        wait_ms = settings.debounce_ms or (rhythm.wait_ms if settings.adaptive_debounce else 0)
-        if wait_ms and not invoked:
-            await asyncio.sleep(wait_ms / 1000)
-            if self.inference.is_stale(ticket):
-                raise asyncio.CancelledError
         if settings.index:
-            request = await self.indexing.with_context(request, document_path(uri))
+            request = await self.indexing.with_context(request, doc_path)
         backend = await self.backend()
         if backend is None:
             return []
+        wait_ms = settings.debounce_ms or (rhythm.wait_ms if settings.adaptive_debounce else 0)
+        warm_ms = 0.0
+        if wait_ms and not invoked:
+            # The prompt is known now: prefill it while waiting, so that the generation starts
+            # decoding at once. A newer keystroke stops the prefill between chunks and reuses
+            # all it did but the last few tokens.
+            warming = asyncio.ensure_future(self.inference.warm(backend, request, ticket))
+            try:
+                await asyncio.sleep(wait_ms / 1000)
+                if self.inference.is_stale(ticket):
+                    raise asyncio.CancelledError
+                warm_ms = await warming
+            except BaseException:
+                warming.cancel()
+                raise
         candidates = settings.candidates if invoked else 1
         try:
             results = await self.inference.complete_candidates(backend, request, ticket, candidates)
@@ -365,7 +375,10 @@ class NextTokenServer(LanguageServer):
             log.exception("completion failed for %s at %s", uri, position)
             self.log_to_client(f"completion failed for {uri}; see the server's log", error=True)
             return []
-        self.debounce.generation_finished(sum(result.stats.total_ms for result in results))
+        # The model's time for this request, the prefill during the wait included.
+        self.debounce.generation_finished(
+            warm_ms + sum(result.stats.total_ms for result in results)
+        )
         suggestions: list[Suggestion] = []
         for result in results:
             self.log_to_client(f"completion: {describe_stats(result.stats)}")

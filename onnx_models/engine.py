@@ -110,6 +110,9 @@ class Engine:
         # Preallocated, bound once: a decode step only writes into these arrays in place.
         self._logit_buffers: dict[int, tuple[np.ndarray, ort.OrtValue]] = {}
         self._logits = self._logits_buffer(1)
+        # How many cached tokens the last row of `_logits` follows: a prompt the cache already
+        # holds whole, up to that row, needs no forward pass at all.
+        self._logits_after: int | None = None
         self._one_token = np.zeros((1, 1), dtype=np.int64)
         self._seqlens = np.zeros(1, dtype=np.int32)
         self._total = np.zeros((), dtype=np.int32)
@@ -236,10 +239,17 @@ class Engine:
                 {past: value for (past, _), value in zip(self.kv.pairs(), outputs, strict=True)}
             )
         self.kv.tokens.extend(token_ids)
+        self._logits_after = len(self.kv.tokens)
 
-    def prefill(self, prompt_ids: list[int], chunk: int | None = None) -> PrefillStats:
+    def prefill(
+        self,
+        prompt_ids: list[int],
+        chunk: int | None = None,
+        cancelled: Callable[[], bool] = lambda: False,
+    ) -> PrefillStats:
         """Bring the cache to `prompt_ids`, reusing the longest common prefix, `chunk` tokens
-        a forward pass (default: PREFILL_CHUNK for the cache's type)."""
+        a forward pass (default: PREFILL_CHUNK for the cache's type). `cancelled()` is checked
+        between chunks (GenerationCancelled); what was prefilled by then stays cached."""
         if not prompt_ids:
             raise ValueError("empty prompt")
         if len(prompt_ids) >= self.manifest.context_length:
@@ -248,12 +258,18 @@ class Engine:
                 f"{self.manifest.context_length}"
             )
         t0 = time.perf_counter()
+        common = common_prefix_length(self.kv.tokens, prompt_ids)
+        if common == len(prompt_ids) == len(self.kv.tokens) == self._logits_after:
+            # Prefilled already (`warm` before a debounce): the logits are this prompt's.
+            return PrefillStats(common, 0, (time.perf_counter() - t0) * 1000)
         # Keep at least one token to run so the logits belong to this prompt.
-        reused = min(common_prefix_length(self.kv.tokens, prompt_ids), len(prompt_ids) - 1)
+        reused = min(common, len(prompt_ids) - 1)
         self.kv.rewind(reused)
         rest = prompt_ids[reused:]
         chunk = chunk or PREFILL_CHUNK[self.manifest.kv.dtype]
         for i in range(0, len(rest), chunk):
+            if cancelled():
+                raise GenerationCancelled
             self._forward(rest[i : i + chunk])
         stats = PrefillStats(reused, len(rest), (time.perf_counter() - t0) * 1000)
         log.debug("prefill: reused %d, prefilled %d, %.1f ms", *vars(stats).values())
@@ -288,7 +304,7 @@ class Engine:
         )
         if cancelled():
             raise GenerationCancelled
-        prefill = self.prefill(prompt_ids)
+        prefill = self.prefill(prompt_ids, cancelled=cancelled)
         t0 = time.perf_counter()
         lookup = PromptLookup(lookup_context or prompt_ids) if speculate else None
         out: list[int] = []

@@ -53,12 +53,31 @@ def test_second_keystroke_reuses_the_cache(pipeline: CompletionPipeline) -> None
     assert again.stats.reused_tokens >= again.stats.prompt_tokens - 3
 
 
+def test_warming_prefills_what_the_completion_then_runs(pipeline: CompletionPipeline) -> None:
+    text = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a"
+    typed = CompletionRequest(text + " -", Position(5, 14))
+    plain = pipeline.complete(typed)
+    pipeline.complete(CompletionRequest(text, Position(5, 12)))
+    pipeline.warm(typed, lambda: False)
+    warmed = pipeline.complete(typed)
+    assert warmed.insert_text == plain.insert_text
+    stats = warmed.stats
+    assert stats.prompt_tokens == plain.stats.prompt_tokens
+    # The previous keystroke's cache served most of it; the warming prefilled the rest.
+    assert 0 < stats.warmed_tokens <= 4
+    assert stats.reused_tokens + stats.warmed_tokens == stats.prompt_tokens
+    # A warming for another request is not mistaken for this one's.
+    pipeline.warm(typed, lambda: False)
+    other = pipeline.complete(CompletionRequest(text + " +", Position(5, 14)))
+    assert other.stats.warmed_tokens == 0
+
+
 def test_cancellation_between_steps(pipeline: CompletionPipeline) -> None:
     calls = []
 
     def cancelled() -> bool:
         calls.append(1)
-        return len(calls) > 1  # the first check passes, the first decode step is cancelled
+        return len(calls) > 1  # the first check passes, the prefill's first chunk is cancelled
 
     with pytest.raises(CompletionCancelled):
         pipeline.complete(CompletionRequest(STACK, Position(10, 8)), cancelled)

@@ -270,3 +270,44 @@ def _nexttoken(*args: str) -> subprocess.CompletedProcess[str]:
         cwd=Path(__file__).resolve().parents[2],
         timeout=300,
     )
+
+
+async def test_the_prompt_is_prefilled_while_the_debounce_waits(
+    start_client, workspace: Path, model_dir: Path
+) -> None:
+    client = await start_client(
+        serve(model_dir), workspace=workspace, initialization_options={"debounceMs": 150}
+    )
+    uri = client.open_document(workspace / "fib.py", CALL_SITE)
+    # Typing: each request preempts the one before, whose prefill the next one reuses.
+    older = client.send_inline(uri, *CALL_SITE_CURSOR, msg_id="older")
+    [item] = await client.inline(uri, *CALL_SITE_CURSOR)
+    assert item.insert_text.strip()
+    with pytest.raises(JsonRpcException) as error:
+        await older
+    assert error.value.code == REQUEST_CANCELLED
+    line, character = CALL_SITE_CURSOR
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(
+                        start=types.Position(line=line, character=character),
+                        end=types.Position(line=line, character=character),
+                    ),
+                    text="i",
+                )
+            ],
+        )
+    )
+    await client.inline(uri, line, character + 1)
+
+    report = await client.protocol.send_request_async("nexttoken/lastStats", {})
+    cold, typed = (record.stats for record in report.completions)
+    # All of the cold prompt was prefilled during the wait; the generation only decoded.
+    assert cold.warmed_tokens > 0
+    assert cold.reused_tokens + cold.warmed_tokens == cold.prompt_tokens
+    # The keystroke's prompt: the cache held all but its last tokens.
+    assert 0 < typed.warmed_tokens <= 4
+    assert typed.reused_tokens + typed.warmed_tokens == typed.prompt_tokens

@@ -69,6 +69,35 @@ def test_cancellation_between_steps(engine: Engine) -> None:
     calls = iter([False, False, True])
     with pytest.raises(GenerationCancelled):
         engine.generate(ids, max_new_tokens=30, cancelled=lambda: next(calls))
-    # Still usable, and the prompt stays cached.
+    # Still usable, and the prompt stays cached, with the logits after it.
     stats = engine.prefill(ids)
-    assert stats.reused_tokens == len(ids) - 1
+    assert (stats.reused_tokens, stats.prefilled_tokens) == (len(ids), 0)
+
+
+def test_a_prompt_held_whole_needs_no_forward_pass(engine: Engine) -> None:
+    ids = engine.tokenizer.encode(REPETITIVE).ids
+    engine.rewind(0)
+    engine.prefill(ids)
+    after_prefill = engine.logits.copy()
+    # As the server's warming leaves it before the generation: nothing to run again.
+    stats = engine.prefill(ids)
+    assert (stats.reused_tokens, stats.prefilled_tokens) == (len(ids), 0)
+    assert (engine.logits == after_prefill).all()
+    # After decoding, the cache holds more than the prompt: its last token runs again, so the
+    # logits are the prompt's and not those after the generated tokens.
+    engine.generate(ids, max_new_tokens=4)
+    stats = engine.prefill(ids)
+    assert (stats.reused_tokens, stats.prefilled_tokens) == (len(ids) - 1, 1)
+    assert abs(engine.logits - after_prefill).max() < 1e-3
+
+
+def test_prefill_stops_between_chunks_and_keeps_what_it_did(engine: Engine) -> None:
+    ids = engine.tokenizer.encode(REPETITIVE).ids
+    assert len(ids) > 48
+    engine.rewind(0)
+    checks = iter([False, False, True])
+    with pytest.raises(GenerationCancelled):
+        engine.prefill(ids, chunk=16, cancelled=lambda: next(checks))
+    assert engine.cached_tokens == ids[:32]
+    stats = engine.prefill(ids, chunk=16)
+    assert (stats.reused_tokens, stats.prefilled_tokens) == (32, len(ids) - 32)

@@ -104,8 +104,14 @@ async def test_newer_request_preempts_the_older_one(
 ) -> None:
     client = await start_client(serve(model_dir), workspace=workspace)
     uri = client.open_document(workspace / "fib.py", EMPTY_BODY)
-    older = client.send_inline(uri, *EMPTY_BODY_CURSOR, msg_id="older")
-    [item] = await client.inline(uri, *EMPTY_BODY_CURSOR)
+    await preempted_then_answered(client, uri, EMPTY_BODY_CURSOR)
+
+
+async def preempted_then_answered(client, uri: str, cursor: tuple[int, int]) -> None:
+    """Two requests at `cursor`, as two keystrokes make: the newer is answered with a
+    suggestion, the older ends cancelled."""
+    older = client.send_inline(uri, *cursor, msg_id="older")
+    [item] = await client.inline(uri, *cursor)
     assert item.insert_text.strip()
     with pytest.raises(JsonRpcException) as error:
         await older
@@ -280,12 +286,7 @@ async def test_the_prompt_is_prefilled_while_the_debounce_waits(
     )
     uri = client.open_document(workspace / "fib.py", CALL_SITE)
     # Typing: each request preempts the one before, whose prefill the next one reuses.
-    older = client.send_inline(uri, *CALL_SITE_CURSOR, msg_id="older")
-    [item] = await client.inline(uri, *CALL_SITE_CURSOR)
-    assert item.insert_text.strip()
-    with pytest.raises(JsonRpcException) as error:
-        await older
-    assert error.value.code == REQUEST_CANCELLED
+    await preempted_then_answered(client, uri, CALL_SITE_CURSOR)
     line, character = CALL_SITE_CURSOR
     client.text_document_did_change(
         types.DidChangeTextDocumentParams(

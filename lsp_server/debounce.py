@@ -1,11 +1,12 @@
 """How long to wait before starting a generation, from the typing rhythm and recent latency.
 
-A generation started while the user is still typing is preempted by the next keystroke; its
-prefill cannot be interrupted, so it delays the generation that matters. When generations take
-longer than the gap between keystrokes, waiting for a pause of about one and a half gaps runs
-only the generation the user will see. When the model answers within a gap, waiting only adds
-latency, so the wait is zero. Time comes in as numbers (seconds from a monotonic clock); this
-module never sleeps.
+A generation started while the user is still typing is preempted by the next keystroke, at
+its next decode step or prefill chunk. When generations take longer than the gap between
+keystrokes, waiting for a pause of about one and a half gaps runs only the generation the user
+will see, which spares the CPU on a busy machine; when the model answers within a gap, waiting
+only adds latency, so the wait is zero. Opt-in (`adaptiveDebounce`): measured end to end, the
+wait cost more latency than it saved CPU (benchmarks/README.md, "Debounce"). Time comes in as
+numbers (seconds from a monotonic clock); this module never sleeps.
 """
 
 from __future__ import annotations

@@ -30,7 +30,9 @@ class ServerSettings:
     # Wait this long before starting a generation, so a burst of keystrokes runs only the last.
     debounce_ms: int = 0
     # With debounce_ms 0: wait from the typing rhythm and recent latency (lsp_server/debounce.py).
-    adaptive_debounce: bool = True
+    # Off by default: a newer keystroke preempts a generation between decode steps and prefill
+    # chunks and reuses its cache, so waiting only added latency (benchmarks/README.md).
+    adaptive_debounce: bool = False
     # Suggestions offered on an explicit invoke (triggerKind Invoked); typing gets one.
     candidates: int = 3
     # The workspace index (indexer/), the source of repository context in prompts, and

@@ -13,6 +13,7 @@ import {
 } from "vscode-languageclient/node";
 
 import { AcceptanceReporter } from "./acceptance";
+import { ProgressTracker } from "./progress";
 import { ExtensionSettings, SECTION, documentSelector, readSettings, setEnabled } from "./settings";
 import { StatusItem } from "./status";
 
@@ -32,6 +33,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   const start = async (): Promise<void> => {
     status.starting();
     client = createClient(settings, output, status, reporter, () => settings.server.enabled);
+    // Before start: the server asks for a progress token as soon as it is initialized.
+    const tracker = followProgress(client, status);
     try {
       await client.start();
     } catch (error) {
@@ -39,9 +42,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       output.error(`could not start the server: ${String(error)}`);
       return;
     }
-    followProgress(client, status);
     if (client.state === State.Running) {
-      status.ready();
+      status.show(tracker.current());
     }
   };
 
@@ -122,23 +124,21 @@ function createClient(
   return languageClient;
 }
 
-// Model loading (and, later, indexing) is reported with work-done progress; the status bar
-// shows it instead of a notification.
-function followProgress(languageClient: LanguageClient, status: StatusItem): void {
+// Model loading and indexing are reported with work-done progress; the status bar shows them
+// instead of a notification.
+function followProgress(languageClient: LanguageClient, status: StatusItem): ProgressTracker {
+  const tracker = new ProgressTracker();
   languageClient.onRequest(WorkDoneProgressCreateRequest.type, ({ token }) => {
     const subscription = languageClient.onProgress(WorkDoneProgress.type, token, (value) => {
       if (value.kind === "begin") {
-        status.busy(value.title.replace(/^nexttoken:\s*/, ""));
+        status.show(tracker.begin(token, value.title));
       } else if (value.kind === "end") {
         subscription.dispose();
-        if (value.message === "failed") {
-          status.failed("the model did not load; see the log");
-        } else {
-          status.ready();
-        }
+        status.show(tracker.end(token, value.message));
       }
     });
   });
+  return tracker;
 }
 
 async function showStats(output: vscode.LogOutputChannel): Promise<void> {

@@ -2,6 +2,8 @@
 // latency of the last suggestion when it is ready, or that suggestions are off. A click toggles.
 import * as vscode from "vscode";
 
+import type { Shown } from "./progress";
+
 type State =
   | { kind: "starting" }
   | { kind: "busy"; what: string }
@@ -26,16 +28,12 @@ export class StatusItem implements vscode.Disposable {
     this.set({ kind: "starting" });
   }
 
-  busy(what: string): void {
-    this.set({ kind: "busy", what });
-  }
-
-  ready(): void {
-    this.set({ kind: "ready" });
-  }
-
   failed(why: string): void {
     this.set({ kind: "failed", why });
+  }
+
+  show(shown: Shown): void {
+    this.set(shown);
   }
 
   setEnabled(enabled: boolean): void {

@@ -66,6 +66,9 @@ class WorkspaceIndexing:
         self.roots: dict[Path, RootIndex] = {}
         self._excludes: tuple[str, ...] | None = None
         self._progress_tokens = itertools.count(1)
+        # One `nexttoken/indexStatus` waits at a time: each wait holds a thread of the default
+        # executor, which context retrieval needs too.
+        self._waiting = asyncio.Lock()
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -143,10 +146,11 @@ class WorkspaceIndexing:
             return {"state": "off", "files": None, "roots": []}
         if wait_s > 0:
             deadline = time.monotonic() + wait_s
-            for root in roots:
-                left = deadline - time.monotonic()
-                if left > 0 and not root.index.ready:
-                    await asyncio.to_thread(root.index.wait_ready, left)
+            async with self._waiting:
+                for root in roots:
+                    left = deadline - time.monotonic()
+                    if left > 0 and not root.index.ready:
+                        await asyncio.to_thread(root.index.wait_ready, left)
         each = [root.status() for root in roots]
         states = {entry["state"] for entry in each}
         state = next(s for s in ("failed", "indexing", "ready") if s in states)

@@ -137,7 +137,7 @@ async def index_status(client, params: dict) -> dict:
 
 async def test_index_status_waits_for_the_first_pass(start_client, workspace: Path) -> None:
     client = await start_client(SERVER, workspace=workspace)
-    # Two clients' waits at once: they take turns, and both end when the first pass does.
+    # Two waits at once: they take turns, and both end when the first pass does.
     status, other = await asyncio.gather(
         index_status(client, {"waitMs": WAIT_S * 1000}),
         index_status(client, {"waitMs": WAIT_S * 1000}),

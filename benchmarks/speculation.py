@@ -6,7 +6,14 @@ lookup, in alternating order. Reported: the median and spread of the per-positio
 speed-up, tokens per forward pass, and whether every position gave the same tokens (the
 speculation must be lossless).
 
+With `--typed N`, the next request at each position is measured instead: the user typed the
+first N suggested tokens, so the prompt grows by them while the cache still holds the rest of
+the previous suggestion. Both arms use prompt lookup; "continued" keeps that cache (its tokens
+become the first draft), "cut" drops what follows the new prompt first. Timed: the whole
+request for the remaining tokens.
+
     python benchmarks/speculation.py --positions 24 --tokens 48 --json out.json
+    python benchmarks/speculation.py --positions 24 --tokens 16 --typed 2
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import json
 import random
 import statistics
 import sysconfig
+import time
 from pathlib import Path
 
 from onnx_models.engine import Engine
@@ -52,40 +60,69 @@ def run(
     return g.decode_ms, g.forward_passes, g.tokens
 
 
+def run_typed(
+    engine: Engine, window: list[int], tokens: int, typed: int, keep_cache: bool
+) -> tuple[float, int, tuple]:
+    engine.rewind(0)
+    first = engine.generate(
+        window, max_new_tokens=tokens, stop_token_ids=frozenset(), speculate=True
+    )
+    prompt = window + list(first.tokens[:typed])
+    if not keep_cache:
+        engine.rewind(len(prompt))
+    t0 = time.perf_counter()
+    g = engine.generate(
+        prompt, max_new_tokens=tokens - typed, stop_token_ids=frozenset(), speculate=True
+    )
+    return (time.perf_counter() - t0) * 1000, g.forward_passes, g.tokens
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="model folder (default: the default model)")
     parser.add_argument("--positions", type=int, default=24)
     parser.add_argument("--tokens", type=int, default=48)
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--typed", type=int, default=0, help="measure the request after N typed")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     engine = Engine.load(args.model or ensure_model())
-    policies = ["plain", "lookup"]
+    # Arm names: the baseline first, then the variant.
+    policies = ["cut", "continued"] if args.typed else ["plain", "lookup"]
     rows = []
     for i, window in enumerate(positions(engine, args.positions, args.seed)):
         order = policies if i % 2 == 0 else policies[::-1]
         row: dict[str, tuple[float, int, tuple]] = {}
         for policy in order:
-            row[policy] = run(engine, window, args.tokens, speculate=policy == "lookup")
+            if args.typed:
+                keep = policy == "continued"
+                row[policy] = run_typed(engine, window, args.tokens, args.typed, keep)
+            else:
+                row[policy] = run(engine, window, args.tokens, speculate=policy == "lookup")
         rows.append(row)
         print(
             f"{i + 1}/{args.positions}: "
             + ", ".join(f"{p} {row[p][0]:.0f} ms / {row[p][1]} passes" for p in policies),
             flush=True,
         )
-    speedups = [r["plain"][0] / r["lookup"][0] for r in rows]
+    base, variant = policies
+    speedups = [r[base][0] / r[variant][0] for r in rows]
     summary = {
         "positions": len(rows),
         "tokens": args.tokens,
-        "plain_decode_ms_median": statistics.median(r["plain"][0] for r in rows),
-        "lookup_decode_ms_median": statistics.median(r["lookup"][0] for r in rows),
+        "typed": args.typed,
+        f"{base}_ms_median": statistics.median(r[base][0] for r in rows),
+        f"{variant}_ms_median": statistics.median(r[variant][0] for r in rows),
         "speedup_median": statistics.median(speedups),
         "speedup_min": min(speedups),
         "speedup_max": max(speedups),
-        "tokens_per_pass": sum(len(r["lookup"][2]) for r in rows)
-        / sum(r["lookup"][1] for r in rows),
-        "same_tokens": sum(r["lookup"][2] == r["plain"][2] for r in rows),
+        # The timed passes: with --typed the prompt's last token's too (it verifies a
+        # continued draft), otherwise decode passes only (the prefill is not timed).
+        "tokens_per_pass": {
+            p: sum(len(r[p][2]) for r in rows) / sum(r[p][1] + bool(args.typed) for r in rows)
+            for p in policies
+        },
+        "same_tokens": sum(r[variant][2] == r[base][2] for r in rows),
     }
     print(json.dumps(summary, indent=2))
     if args.json:

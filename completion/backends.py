@@ -41,6 +41,7 @@ class TextGeneration:
     prefill_ms: float = 0.0  # remote: time to the first piece, network included
     decode_ms: float = 0.0
     forward_passes: int = 0
+    continued_tokens: int = 0  # the previous suggestion's tokens the cache held, as a draft
     source: str = "local"  # "local" or "remote"
 
 
@@ -109,4 +110,5 @@ class LocalGenerator:
             prefill_ms=generation.prefill.prefill_ms,
             decode_ms=generation.decode_ms,
             forward_passes=generation.forward_passes,
+            continued_tokens=generation.continued_tokens,
         )

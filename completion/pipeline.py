@@ -240,7 +240,7 @@ class CompletionPipeline:
         )
         log.info(
             "completion: mode=%s source=%s prompt=%d reused=%d prefill=%.0fms "
-            "decode=%.0fms tokens=%d passes=%d stop=%s",
+            "decode=%.0fms tokens=%d passes=%d continued=%d stop=%s",
             mode,
             generation.source,
             stats.prompt_tokens,
@@ -249,6 +249,7 @@ class CompletionPipeline:
             stats.decode_ms,
             stats.generated_tokens,
             generation.forward_passes,
+            generation.continued_tokens,
             stats.stop_reason,
         )
         return CompletionResult(suggestion.text, request.position, end, stats)

@@ -48,12 +48,18 @@ class Generation:
     prefill: PrefillStats
     decode_ms: float
     forward_passes: int = 0  # decode passes; fewer than tokens when drafts were accepted
+    # Tokens the cache still held after the prompt (the previous generation's), verified as a
+    # draft in the prompt's own forward pass.
+    continued_tokens: int = 0
 
 
 # Tokens a prefill pass: attention's work grows with the chunk times the cached length, the
 # quantised matmuls want many rows. Measured (1,024-token cold prefill, benchmarks/README.md):
 # 256 beat 128, 512 and 1,024 with a float cache; int8's dequantising attention wants 128.
 PREFILL_CHUNK = {"float32": 256, "int8": 128}
+# The most tokens of a previous generation verified as the first draft: it costs a wider first
+# pass, and a suggestion rarely needs more.
+MAX_CONTINUATION = 32
 # The manifest's KV dtype and the graph's cache input type (onnxruntime's spelling).
 CACHE_TYPES = {"float32": "tensor(float)", "int8": "tensor(int8)"}
 
@@ -304,14 +310,17 @@ class Engine:
         )
         if cancelled():
             raise GenerationCancelled
-        prefill = self.prefill(prompt_ids, cancelled=cancelled)
+        continued = self._continue_cached(prompt_ids, max_new_tokens) if speculate else None
+        if continued is None:
+            prefill, draft = self.prefill(prompt_ids, cancelled=cancelled), []
+        else:
+            prefill, draft = continued
         t0 = time.perf_counter()
         lookup = PromptLookup(lookup_context or prompt_ids) if speculate else None
         out: list[int] = []
         forward_passes = 0
         # Logits rows not yet consumed, and the draft tokens they were computed after.
-        rows = [self.logits]
-        draft: list[int] = []
+        rows = [self._logits[0, j] for j in range(len(draft) + 1)] if draft else [self.logits]
         reason = ""
         while not reason:
             if cancelled():
@@ -355,7 +364,29 @@ class Engine:
             prefill,
             (time.perf_counter() - t0) * 1000,
             forward_passes=forward_passes,
+            continued_tokens=len(continued[1]) if continued else 0,
         )
+
+    def _continue_cached(
+        self, prompt_ids: list[int], max_new_tokens: int
+    ) -> tuple[PrefillStats, list[int]] | None:
+        """When the cache holds the prompt and more after it (the previous request generated
+        past where this prompt ends: the user typed the start of the suggestion), run the
+        prompt's last token with those cached tokens as a draft, in one forward pass. Greedy
+        decoding from the longer prompt repeats them, so they are usually all accepted.
+        Returns (stats, draft), or None where the cache holds nothing after the prompt."""
+        held, n = self.kv.tokens, len(prompt_ids)
+        room = self.manifest.context_length - n - 2
+        limit = min(max_new_tokens, MAX_CONTINUATION, room)
+        if limit < 1 or len(held) <= n or common_prefix_length(held, prompt_ids) < n:
+            return None
+        t0 = time.perf_counter()
+        draft = held[n : n + limit]
+        self.kv.rewind(n - 1)
+        self._forward([prompt_ids[-1], *draft], logits_for=len(draft) + 1)
+        stats = PrefillStats(n - 1, 1, (time.perf_counter() - t0) * 1000)
+        log.debug("prefill: reused %d, 1 token and %d cached ones as a draft", n - 1, len(draft))
+        return stats, draft
 
 
 def _providers() -> list[str]:

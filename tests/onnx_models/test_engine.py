@@ -50,6 +50,43 @@ def test_speculation_gives_the_greedy_tokens_in_fewer_passes(engine: Engine) -> 
     assert engine.cached_tokens == ids + list(fast.tokens[:-1])
 
 
+PLAIN = """import os
+
+
+def read_settings(path):
+    with open(path) as handle:
+"""
+
+
+def test_typing_the_start_of_a_suggestion_continues_from_the_cache(engine: Engine) -> None:
+    ids = engine.tokenizer.encode(PLAIN).ids
+    engine.rewind(0)
+    first = engine.generate(ids, max_new_tokens=16, stop_token_ids=frozenset(), speculate=True)
+    assert first.continued_tokens == 0
+    typed = ids + list(first.tokens[:2])  # the user typed the first two suggested tokens
+    again = engine.generate(typed, max_new_tokens=14, stop_token_ids=frozenset(), speculate=True)
+    engine.rewind(0)
+    plain = engine.generate(typed, max_new_tokens=14, stop_token_ids=frozenset())
+    assert again.tokens == plain.tokens == first.tokens[2:]
+    # The cache held 13 generated tokens after the new prompt: one forward pass verified them.
+    assert again.continued_tokens == 13
+    assert again.forward_passes <= 1 < plain.forward_passes
+
+
+def test_a_wrong_continuation_in_the_cache_changes_nothing(engine: Engine) -> None:
+    ids = engine.tokenizer.encode(PLAIN).ids
+    engine.rewind(0)
+    plain = engine.generate(ids, max_new_tokens=12, stop_token_ids=frozenset())
+    wrong = engine.tokenizer.encode(" raise SystemExit(3) # unrelated").ids
+    assert wrong[0] != plain.tokens[0]
+    engine.rewind(0)
+    engine.prefill(ids + wrong)  # the cache now holds tokens greedy decoding would not pick
+    fast = engine.generate(ids, max_new_tokens=12, stop_token_ids=frozenset(), speculate=True)
+    assert fast.continued_tokens == len(wrong)
+    assert fast.tokens == plain.tokens
+    assert engine.cached_tokens == ids + list(fast.tokens[:-1])
+
+
 def test_sampling_is_reproducible_by_seed(engine: Engine) -> None:
     ids = engine.tokenizer.encode("def parse_config(path):\n").ids
     params = SamplingParams(temperature=1.0, top_k=40, top_p=0.95, seed=11)

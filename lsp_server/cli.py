@@ -335,13 +335,14 @@ def build_parser() -> argparse.ArgumentParser:
     graph = install.add_argument_group("graph variant (default: the measured best)")
     graph.add_argument(
         "--weights",
-        choices=["q4", "q8", "fp32"],
+        choices=["q4", "q8", "fp32", "q4sym"],
         help="4-bit MatMulNBits (default), 8-bit MatMulNBits (int8 activations: faster, less "
-        "exact; benchmarks/README.md) or float32",
+        "exact; benchmarks/README.md), float32, or q4sym: requantised to symmetric 4 bits as "
+        "onnxruntime-genai's int4 graphs are (lossy; no block-minimum term)",
     )
     graph.add_argument(
         "--lm-head",
-        choices=["fp32", "q4", "q8"],
+        choices=["fp32", "q4", "q8", "q4sym"],
         help="the LM head's weights (default q8: a GGUF's Q8_0 head exactly, int8 activations, "
         "its best logits recomputed in fp32; fp32 when the blocks are)",
     )

@@ -5,7 +5,9 @@ GGUF's Q4_1 tensors already have this form, so they are carried over bit for bit
 weight is quantised to it from float32 (min/max per block). 8 bits hold a Q4_1 block exactly
 too (its 16 levels are every 17th of 256), and a dequantised Q8_0 block (absmax / 127 steps)
 is kept on its own grid. The graph runs it with MatMulNBits (zero point 0) plus one small
-MatMul for the block minimums.
+MatMul for the block minimums, unless every minimum is a whole number of steps below zero
+(symmetric blocks): then those numbers are MatMulNBits' own zero points and the extra MatMul
+goes.
 """
 
 from __future__ import annotations
@@ -80,6 +82,43 @@ def quantize(w: np.ndarray, bits: int = 4) -> BlockQuant:
     q = np.clip(np.rint((blocks - lo[..., None]) / safe[..., None]), 0, levels).astype(np.uint8)
     out = BlockQuant(q, scale.astype(np.float32), lo.astype(np.float32), bits)
     return _keep_q8_0_grid(blocks, out) if bits == 8 else out
+
+
+def quantize_symmetric(w: np.ndarray) -> BlockQuant:
+    """4-bit round-to-nearest about zero, as onnxruntime's quantiser makes onnxruntime-genai's
+    int4 graphs: a block's value of largest magnitude (the negative one on a tie, whose
+    positive twin then clips to 7 steps) gets code 0, so step = value / -8 and
+    w = step * (code - 8); halves round up. Lossy where `quantize` keeps each block's minimum
+    and maximum (on the default model, +13 % NLL per token against the Q4_1 blocks;
+    benchmarks/README.md): it exists to run the same weights as those graphs."""
+    out_features, in_features = w.shape
+    if in_features % BLOCK:
+        raise ValueError(f"in_features {in_features} is not a multiple of {BLOCK}")
+    blocks = w.reshape(out_features, in_features // BLOCK, BLOCK).astype(np.float32)
+    hi, lo = blocks.max(axis=-1), blocks.min(axis=-1)
+    scale = np.where(hi > -lo, hi, lo) / np.float32(-8)
+    safe = np.where(scale == 0, 1.0, scale)
+    q = np.clip(np.floor(blocks / safe[..., None] + np.float32(0.5)) + 8, 0, 15).astype(np.uint8)
+    return BlockQuant(q, scale.astype(np.float32), (-8 * scale).astype(np.float32), 4)
+
+
+def integer_zero_points(w: BlockQuant) -> np.ndarray | None:
+    """Each block's z with minimum == -z * scale exactly and z a code (MatMulNBits' zero
+    point), as uint8 [out, in / 32]; None when any block has no such z."""
+    safe = np.where(w.scale == 0, 1.0, w.scale)
+    z = np.rint(-w.minimum / safe)
+    exact = (z >= 0) & (z < (1 << w.bits)) & ((-z * w.scale).astype(np.float32) == w.minimum)
+    return z.astype(np.uint8) if exact.all() else None
+
+
+def pack_zero_points(z: np.ndarray, bits: int) -> np.ndarray:
+    """MatMulNBits' zero-point layout: per row, 4-bit points two a byte (the even-indexed block
+    in the low nibble, an odd count padded), 8-bit ones a byte each."""
+    if bits == 8:
+        return z.reshape(-1)
+    if z.shape[1] % 2:
+        z = np.concatenate([z, np.zeros((z.shape[0], 1), dtype=np.uint8)], axis=1)
+    return (z[:, 0::2] | (z[:, 1::2] << 4)).astype(np.uint8).reshape(-1)
 
 
 def _keep_q8_0_grid(blocks: np.ndarray, out: BlockQuant) -> BlockQuant:

@@ -30,12 +30,22 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from onnx_models.block_quant import BLOCK, BlockQuant, quantize, requantize
+from onnx_models.block_quant import (
+    BLOCK,
+    BlockQuant,
+    integer_zero_points,
+    pack_zero_points,
+    quantize,
+    quantize_symmetric,
+    requantize,
+)
 from onnx_models.decoder_weights import DecoderConfig, LayerWeights, LinearWeight, rotary_inv_freq
 
 OPSET = 17
 MS_DOMAIN = "com.microsoft"
-WEIGHT_FORMATS = ("fp32", "q4", "q8")
+# q4sym: symmetric 4-bit blocks as onnxruntime-genai's int4 graphs hold them (lossy: requantised
+# from the float weights; block_quant.quantize_symmetric).
+WEIGHT_FORMATS = ("fp32", "q4", "q8", "q4sym")
 KV_CACHE_FORMATS = ("fp32", "int8")
 # 8-bit MatMulNBits always gets int8 activations: onnxruntime's CPU kernel has no fast path
 # for 8-bit weights with float32 activations (measured 20-40x slower than 4 bits; README).
@@ -54,8 +64,8 @@ class GraphOptions:
     # "gqa": onnxruntime's contrib operators (GroupQueryAttention with past and present in one
     # buffer, fused norms); "portable": standard ONNX operators only, the cache grows by Concat.
     attention: str = "gqa"
-    weights: str = "fp32"  # "fp32", "q4" or "q8" for the decoder blocks' linear layers
-    lm_head: str = "fp32"  # "fp32", "q4" or "q8"
+    weights: str = "fp32"  # one of WEIGHT_FORMATS, for the decoder blocks' linear layers
+    lm_head: str = "fp32"  # one of WEIGHT_FORMATS
     # MatMulNBits accuracy level of 4-bit weights: 0 keeps activations in float32 (exact), 4
     # uses int8 ones. 8-bit weights always use int8 activations (INT8_ACTIVATIONS).
     accuracy_level: int = 0
@@ -80,7 +90,7 @@ class GraphOptions:
         if self.attention == "portable" and {self.weights, self.lm_head} != {"fp32"}:
             raise ValueError("the portable graph uses standard operators only: no q4/q8 weights")
         if self.rescore < 0 or (self.rescore and self.lm_head == "fp32"):
-            raise ValueError("rescore needs a quantised lm_head (q4 or q8) and a count >= 0")
+            raise ValueError("rescore needs a quantised lm_head (not fp32) and a count >= 0")
         if self.kv_cache not in KV_CACHE_FORMATS:
             raise ValueError(f"kv_cache must be 'fp32' or 'int8', not {self.kv_cache!r}")
         if self.kv_cache != "fp32" and self.attention != "gqa":
@@ -185,8 +195,11 @@ class _Graph:
             return self.node("MatMul", [x, self.weight(f"{name}.weight", w.T)], [name])
         out_features, in_features = w.shape
         n_blocks = in_features // BLOCK
-        # Zero points are packed like the weights: ceil(blocks * bits / 8) bytes a row.
-        zero_points = np.zeros(out_features * (-(-n_blocks * w.bits // 8)), dtype=np.uint8)
+        integer = integer_zero_points(w)
+        zero_points = pack_zero_points(
+            integer if integer is not None else np.zeros((out_features, n_blocks), np.uint8),
+            w.bits,
+        )
         scaled = self.node(
             "MatMulNBits",
             [
@@ -195,7 +208,7 @@ class _Graph:
                 self.weight(f"{name}.scales", w.scale.reshape(-1)),
                 self.weight(f"{name}.zero_points", zero_points),
             ],
-            [f"{name}.scaled"],
+            [name if integer is not None else f"{name}.scaled"],
             domain=MS_DOMAIN,
             K=in_features,
             N=out_features,
@@ -203,6 +216,8 @@ class _Graph:
             block_size=BLOCK,
             accuracy_level=self.options.accuracy_level if w.bits == 4 else INT8_ACTIVATIONS,
         )
+        if integer is not None:  # w = scale * (q - zero point): MatMulNBits alone
+            return scaled
         # w = scale * q + minimum, so x @ w.T = MatMulNBits(x) + block_sums(x) @ minimum.T
         offset = self.node(
             "MatMul",
@@ -269,7 +284,7 @@ def build_decoder(
     for i in range(cfg.num_layers):
         w = layers(i)
         if g.options.weights != "fp32":
-            w = _quantized(w, QUANT_BITS[g.options.weights])
+            w = _quantized(w, g.options.weights)
         p = f"layers.{i}"
         normed, residual = g.norm(
             hidden if i == 0 else mlp_out,
@@ -308,7 +323,7 @@ def build_decoder(
     head = embedding if lm_head is None else lm_head
     if g.options.lm_head != "fp32":
         rescore = min(g.options.rescore, cfg.vocab_size)
-        quantized = quantize(head, QUANT_BITS[g.options.lm_head])
+        quantized = _quantize_as(g.options.lm_head, head)
         approx = g.linear(last, quantized, "logits.approx" if rescore else "logits")
         if rescore:
             float_head = emb if lm_head is None else g.weight("lm_head.weight", lm_head)
@@ -545,16 +560,22 @@ MLPS: dict[str, Callable[[_Graph, DecoderConfig, LayerWeights, str, str], str]] 
     "gated": _gated_mlp,
     "plain": _plain_mlp,
 }
-QUANT_BITS = {"q4": 4, "q8": 8}
+QUANT_BITS = {"q4": 4, "q8": 8, "q4sym": 4}
 
 
-def _quantized(w: LayerWeights, bits: int) -> LayerWeights:
-    """The block's linear weights as `bits`-bit blocks (Q4_1 ones carried over exactly)."""
+def _quantize_as(fmt: str, x: LinearWeight) -> BlockQuant:
+    """`x` in weight format `fmt` (Q4_1 blocks carried over exactly into q4 and q8)."""
+    if fmt == "q4sym":
+        return quantize_symmetric(x if isinstance(x, np.ndarray) else x.dequantize())
+    bits = QUANT_BITS[fmt]
+    return quantize(x, bits) if isinstance(x, np.ndarray) else requantize(x, bits)
+
+
+def _quantized(w: LayerWeights, fmt: str) -> LayerWeights:
+    """The block's linear weights in weight format `fmt`."""
 
     def blocks(x: LinearWeight | None) -> LinearWeight | None:
-        if x is None:
-            return None
-        return quantize(x, bits) if isinstance(x, np.ndarray) else requantize(x, bits)
+        return None if x is None else _quantize_as(fmt, x)
 
     return replace(
         w,

@@ -7,8 +7,9 @@ and over fp32's top 40 tokens (what sampling draws from), and whether the top to
 Then 16 greedy tokens from the end of each window: how many come before the first
 that differs from fp32's; and how far the last logits move when the window is prefilled in
 one call instead of token by token (int8 activations may differ between the two paths).
-This measures the loss that quantising the weights adds, not the model's quality (that is
-the quality bench's).
+Also the mean negative log-likelihood of the text's own next tokens at the stepped positions,
+beside fp32's. This measures the loss that quantising the weights adds, not the model's
+quality (that is the quality bench's).
 
     python benchmarks/weight_error.py --variants weights=q4 weights=q8 weights=q4,lm_head=q8
 """
@@ -42,6 +43,15 @@ def window_logits(engine: Engine, ids: list[int], prefill: int) -> np.ndarray:
     return np.stack(rows)
 
 
+def next_token_nll(rows: np.ndarray, window: list[int], prefill: int) -> list[float]:
+    """-log p(the text's next token) after each stepped position."""
+    targets = np.asarray(window[prefill:])
+    logits = rows[: len(targets)].astype(np.float64)
+    top = logits.max(axis=-1, keepdims=True)
+    log_z = np.log(np.exp(logits - top).sum(axis=-1)) + top[:, 0]
+    return (log_z - logits[np.arange(len(targets)), targets]).tolist()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", nargs="+", default=["weights=q4", "weights=q8"])
@@ -58,11 +68,16 @@ def main() -> int:
     windows = [ids[i * stride : i * stride + span] for i in range(args.windows)]
     expected = [window_logits(reference, w, args.prefill) for w in windows]
     greedy = [reference.generate(w, max_new_tokens=16, stop_token_ids=frozenset()) for w in windows]
+    fp32_nll = [
+        x
+        for w, e in zip(windows, expected, strict=True)
+        for x in next_token_nll(e, w, args.prefill)
+    ]
 
     results = {}
     for spec in args.variants:
         engine = Engine.load(ours_model_dir(f"graph:{spec}"))
-        diffs, top_diffs, agree, split, top_split = [], [], [], [], []
+        diffs, top_diffs, agree, split, top_split, nll = [], [], [], [], [], []
         for w, exp in zip(windows, expected, strict=True):
             got = window_logits(engine, w, args.prefill)
             diffs.append(np.abs(got - exp).max(axis=-1))
@@ -71,6 +86,7 @@ def main() -> int:
                 np.abs(np.take_along_axis(got, top, -1) - np.take_along_axis(exp, top, -1)).max(-1)
             )
             agree.append(got.argmax(axis=-1) == exp.argmax(axis=-1))
+            nll += next_token_nll(got, w, args.prefill)
             engine.rewind(0)
             engine.prefill(w)
             split.append(float(np.abs(engine.logits - got[-1]).max()))
@@ -93,6 +109,8 @@ def main() -> int:
             "greedy_prefix_equal": f"{sum(same_greedy)}/{16 * len(windows)}",
             "prefill_vs_stepwise_max_diff": max(split),
             f"prefill_vs_stepwise_top{TOP}_max_diff": max(top_split),
+            "next_token_nll": statistics.fmean(nll),
+            "fp32_next_token_nll": statistics.fmean(fp32_nll),
         }
         print(spec, results[spec], flush=True)
     if args.json:

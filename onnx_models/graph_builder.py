@@ -195,7 +195,9 @@ class _Graph:
             return self.node("MatMul", [x, self.weight(f"{name}.weight", w.T)], [name])
         out_features, in_features = w.shape
         n_blocks = in_features // BLOCK
-        integer = integer_zero_points(w)
+        # 8-bit blocks keep the minimum term even when whole (a Q8_0 head's are): whole zero
+        # points there gained nothing and cost 44 MiB (benchmarks/README.md, "Weight formats").
+        integer = integer_zero_points(w) if w.bits == 4 else None
         zero_points = pack_zero_points(
             integer if integer is not None else np.zeros((out_features, n_blocks), np.uint8),
             w.bits,

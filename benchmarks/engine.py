@@ -793,7 +793,7 @@ def engine_specs(args: argparse.Namespace) -> list[EngineSpec]:
             label, path = parse_spec(text, "ours" if i == 0 else f"ours#{i + 1}")
             path = str(ours_model_dir(path))
             specs.append(EngineSpec(label, "ours", path, sys.executable))
-            if args.ours_speculate and i == 0:
+            if args.ours_speculate and (i == 0 or args.ours_speculate == "all"):
                 label += " + prompt lookup"
                 specs.append(EngineSpec(label, "ours", path, sys.executable, {"speculate": "1"}))
     if "genai" in wanted:
@@ -831,8 +831,11 @@ def main() -> None:
     parser.add_argument("--genai", action="append", help="[LABEL=]GENAI_DIR (repeatable)")
     parser.add_argument(
         "--ours-speculate",
-        action="store_true",
-        help="also the first --ours with prompt-lookup speculation (changes requests only)",
+        nargs="?",
+        const="first",
+        choices=["first", "all"],
+        help="also the first (or every) --ours with prompt-lookup speculation (changes "
+        "requests only)",
     )
     parser.add_argument("--gguf", type=Path, help="the GGUF for llama.cpp and transformers")
     parser.add_argument("--engines", default="ours,genai,llama,transformers")

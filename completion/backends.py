@@ -102,6 +102,9 @@ class LocalGenerator:
             cancelled=cancelled,
             stop_token_ids=self.stop_token_ids,
             speculate=self.speculate,
+            draft_filter=lambda draft: (
+                draft if constraint[0] is None else constraint[0].allowed_prefix(draft)
+            ),
         )
         return TextGeneration(
             stop_reason=generation.stop_reason,

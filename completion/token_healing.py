@@ -169,6 +169,22 @@ class HealingConstraint:
         logits[..., allowed] = kept
         return logits
 
+    def allowed_prefix(self, draft: list[int]) -> list[int]:
+        """The leading tokens of `draft` that decoding under this constraint could choose (a
+        speculative draft past them would be verified in vain)."""
+        current = self
+        for i, token_id in enumerate(draft):
+            if not current.remaining:
+                return draft
+            table = current.table
+            token = table.token_bytes[token_id] if token_id < table.vocab_size else b""
+            if not token or not (
+                token.startswith(current.remaining) or current.remaining.startswith(token)
+            ):
+                return draft[:i]
+            current = current.advance(token_id)
+        return draft
+
     def advance(self, token_id: int) -> HealingConstraint:
         """The constraint after `token_id` was chosen."""
         if not self.remaining:

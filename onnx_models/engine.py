@@ -296,21 +296,27 @@ class Engine:
         stop_token_ids: frozenset[int] | None = None,
         speculate: bool = False,
         lookup_context: list[int] | None = None,
+        draft_filter: Callable[[list[int]], list[int]] = lambda draft: draft,
     ) -> Generation:
         """Decode after `prompt_ids`.
 
         `on_token(id)` returning True stops (the token is kept); `cancelled()` is checked
         between steps and raises GenerationCancelled. `speculate` verifies prompt-lookup drafts
         (from `lookup_context`, default the prompt) in one forward pass; only for a
-        deterministic `pick`. Stops that read text (line ends, a wall-clock budget) live in
-        the caller's `on_token`.
+        deterministic `pick`. Where the cache holds the prompt and more after it, those tokens
+        are the first draft, verified in the prompt's own pass. `draft_filter` keeps the
+        leading tokens of a draft that `pick` could choose (e.g. under a constraint), so none
+        is verified in vain. Stops that read text (line ends, a wall-clock budget) live in the
+        caller's `on_token`.
         """
         stops = (
             stop_token_ids if stop_token_ids is not None else frozenset(self.manifest.eos_token_ids)
         )
         if cancelled():
             raise GenerationCancelled
-        continued = self._continue_cached(prompt_ids, max_new_tokens) if speculate else None
+        continued = (
+            self._continue_cached(prompt_ids, max_new_tokens, draft_filter) if speculate else None
+        )
         if continued is None:
             prefill, draft = self.prefill(prompt_ids, cancelled=cancelled), []
         else:
@@ -354,7 +360,7 @@ class Engine:
             ):
                 reason = "context"
                 break
-            draft = lookup.draft() if lookup is not None else []
+            draft = draft_filter(lookup.draft()) if lookup is not None else []
             self._forward([token, *draft], logits_for=len(draft) + 1)
             forward_passes += 1
             rows = [self._logits[0, j] for j in range(len(draft) + 1)]
@@ -367,21 +373,32 @@ class Engine:
             continued_tokens=len(continued[1]) if continued else 0,
         )
 
+    def continuation(self, prompt_ids: list[int]) -> list[int]:
+        """The tokens the cache holds after the (non-empty) prompt, when it holds the prompt
+        whole: what `generate(speculate=True)` verifies as its first draft (a prefill first
+        would drop them). Empty when the cache holds nothing after the prompt."""
+        held, n = self.kv.tokens, len(prompt_ids)
+        if 0 < n < len(held) and common_prefix_length(held, prompt_ids) == n:
+            return held[n:]
+        return []
+
     def _continue_cached(
-        self, prompt_ids: list[int], max_new_tokens: int
+        self,
+        prompt_ids: list[int],
+        max_new_tokens: int,
+        draft_filter: Callable[[list[int]], list[int]],
     ) -> tuple[PrefillStats, list[int]] | None:
         """When the cache holds the prompt and more after it (the previous request generated
         past where this prompt ends: the user typed the start of the suggestion), run the
         prompt's last token with those cached tokens as a draft, in one forward pass. Greedy
         decoding from the longer prompt repeats them, so they are usually all accepted.
-        Returns (stats, draft), or None where the cache holds nothing after the prompt."""
-        held, n = self.kv.tokens, len(prompt_ids)
-        room = self.manifest.context_length - n - 2
-        limit = min(max_new_tokens, MAX_CONTINUATION, room)
-        if limit < 1 or len(held) <= n or common_prefix_length(held, prompt_ids) < n:
+        Returns (stats, draft), or None where the cache holds no usable draft."""
+        n = len(prompt_ids)
+        limit = min(max_new_tokens, MAX_CONTINUATION, self.manifest.context_length - n - 2)
+        draft = draft_filter(self.continuation(prompt_ids)[: max(limit, 0)])
+        if not draft:
             return None
         t0 = time.perf_counter()
-        draft = held[n : n + limit]
         self.kv.rewind(n - 1)
         self._forward([prompt_ids[-1], *draft], logits_for=len(draft) + 1)
         stats = PrefillStats(n - 1, 1, (time.perf_counter() - t0) * 1000)

@@ -55,7 +55,8 @@ def test_second_keystroke_reuses_the_cache(pipeline: CompletionPipeline) -> None
 
 def test_warming_prefills_what_the_completion_then_runs(pipeline: CompletionPipeline) -> None:
     text = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a"
-    typed = CompletionRequest(text + " -", Position(5, 14))
+    # Not what the model suggests at `text` (" - b"): that would be continued from the cache.
+    typed = CompletionRequest(text + " * 2 -", Position(5, 18))
     plain = pipeline.complete(typed)
     pipeline.complete(CompletionRequest(text, Position(5, 12)))
     pipeline.warm(typed, lambda: False)
@@ -68,8 +69,29 @@ def test_warming_prefills_what_the_completion_then_runs(pipeline: CompletionPipe
     assert stats.reused_tokens + stats.warmed_tokens == stats.prompt_tokens
     # A warming for another request is not mistaken for this one's.
     pipeline.warm(typed, lambda: False)
-    other = pipeline.complete(CompletionRequest(text + " +", Position(5, 14)))
+    other = pipeline.complete(CompletionRequest(text + " * 2 +", Position(5, 18)))
     assert other.stats.warmed_tokens == 0
+
+
+def test_warming_keeps_a_cached_continuation(pipeline: CompletionPipeline) -> None:
+    """When the cache holds the prompt and more (the previous suggestion's tokens), warming
+    leaves it so, and the completion verifies those tokens in the prompt's own pass."""
+    text = "def add(a, b):\n    return a + b\n\n\ndef div(a, b):\n    return a"
+    request = CompletionRequest(text, Position(5, 12))
+    plain = pipeline.complete(request)
+    held = pipeline.engine.cached_tokens
+    assert len(held) > plain.stats.prompt_tokens  # the suggestion's tokens follow the prompt
+    pipeline.warm(request, lambda: False)
+    assert pipeline.engine.cached_tokens == held
+    again = pipeline.complete(request)
+    assert again.insert_text == plain.insert_text
+    assert again.stats.reused_tokens == plain.stats.prompt_tokens - 1
+    assert again.stats.warmed_tokens == 0
+    # Another request whose first token cannot be the cached one is warmed as before.
+    other = CompletionRequest(text + " %", Position(5, 14))
+    pipeline.complete(request)
+    pipeline.warm(other, lambda: False)
+    assert pipeline.complete(other).stats.warmed_tokens > 0
 
 
 def test_cancellation_between_steps(pipeline: CompletionPipeline) -> None:

@@ -135,6 +135,16 @@ def test_advance_consumes_and_switches_off(healer: TokenHealer) -> None:
     assert constraint.advance(tok("Ġx")) is constraint
 
 
+def test_allowed_prefix_keeps_the_draft_tokens_decoding_could_choose(healer: TokenHealer) -> None:
+    tok = healer.tokenizer.token_to_id
+    draft = [tok("Ċ"), tok("ĠĠĠ"), tok("Ġreturn"), tok("Ġx")]
+    assert healer.constraint("\n    ").allowed_prefix(draft) == draft
+    assert healer.constraint("\n  x").allowed_prefix(draft) == draft[:1]
+    assert healer.constraint(" calcul").allowed_prefix(draft) == []
+    special = next(iter(healer.table.special_ids))
+    assert healer.constraint("<").allowed_prefix([special]) == []
+
+
 def test_advance_rejects_a_forbidden_token(healer: TokenHealer) -> None:
     with pytest.raises(TokenHealingError):
         healer.constraint(" calcul").advance(healer.tokenizer.token_to_id("Ġreturn"))

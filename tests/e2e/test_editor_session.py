@@ -297,7 +297,8 @@ async def test_the_prompt_is_prefilled_while_the_debounce_waits(
                         start=types.Position(line=line, character=character),
                         end=types.Position(line=line, character=character),
                     ),
-                    text="i",
+                    # Not the suggestion's start ("i"), which the cache would continue.
+                    text="n",
                 )
             ],
         )

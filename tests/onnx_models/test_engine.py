@@ -71,6 +71,10 @@ def test_typing_the_start_of_a_suggestion_continues_from_the_cache(engine: Engin
     # The cache held 13 generated tokens after the new prompt: one forward pass verified them.
     assert again.continued_tokens == 13
     assert again.forward_passes <= 1 < plain.forward_passes
+    # An empty prompt is refused as ever, whatever the cache holds.
+    assert engine.continuation(typed) == list(plain.tokens[:-1]) and engine.continuation([]) == []
+    with pytest.raises(ValueError, match="empty prompt"):
+        engine.generate([], max_new_tokens=4, speculate=True)
 
 
 def test_a_wrong_continuation_in_the_cache_changes_nothing(engine: Engine) -> None:
@@ -85,6 +89,16 @@ def test_a_wrong_continuation_in_the_cache_changes_nothing(engine: Engine) -> No
     assert fast.continued_tokens == len(wrong)
     assert fast.tokens == plain.tokens
     assert engine.cached_tokens == ids + list(fast.tokens[:-1])
+    # A caller that knows no draft can be chosen (a constraint) keeps the usual prefill.
+    engine.prefill(ids + wrong)
+    kept = engine.generate(
+        ids,
+        max_new_tokens=12,
+        stop_token_ids=frozenset(),
+        speculate=True,
+        draft_filter=lambda draft: [],
+    )
+    assert kept.continued_tokens == 0 and kept.tokens == plain.tokens
 
 
 def test_sampling_is_reproducible_by_seed(engine: Engine) -> None:

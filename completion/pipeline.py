@@ -268,9 +268,8 @@ class CompletionPipeline:
             ids = prepared.healed.prompt_ids
             if len(ids) >= self.engine.manifest.context_length:
                 return  # `complete` reports it
-            held = self.engine.continuation(list(ids))
             if self.settings.speculate and self.healer.constraint(prepared.healed).allowed_prefix(
-                held[:1]
+                self.engine.continuation(list(ids))[:1]
             ):
                 # The previous suggestion's tokens after this prompt are still cached, and the
                 # generation can use them: it verifies them in the prompt's own pass, where a

@@ -562,7 +562,7 @@ MLPS: dict[str, Callable[[_Graph, DecoderConfig, LayerWeights, str, str], str]] 
     "gated": _gated_mlp,
     "plain": _plain_mlp,
 }
-QUANT_BITS = {"q4": 4, "q8": 8, "q4sym": 4}
+QUANT_BITS = {"q4": 4, "q8": 8}
 
 
 def _quantize_as(fmt: str, x: LinearWeight) -> BlockQuant:

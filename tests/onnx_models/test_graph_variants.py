@@ -44,3 +44,15 @@ def test_portable_graph_matches_the_contrib_graph(portable_dir: Path, fp32_model
     portable.prefill(ids)
     fast.prefill(ids)
     np.testing.assert_allclose(portable.logits, fast.logits, atol=1e-3, rtol=0)
+
+
+def test_portable_graph_continues_a_cached_suggestion(portable_dir: Path) -> None:
+    """The concatenated cache rewinds by copying; a continued draft must still verify."""
+    portable = Engine.load(portable_dir)
+    ids = portable.tokenizer.encode("def total(prices):\n    return sum(").ids
+    first = portable.generate(ids, max_new_tokens=8, stop_token_ids=frozenset(), speculate=True)
+    typed = ids + list(first.tokens[:2])
+    again = portable.generate(typed, max_new_tokens=6, stop_token_ids=frozenset(), speculate=True)
+    assert again.continued_tokens == 5
+    assert again.tokens == first.tokens[2:]
+    assert portable.cached_tokens == typed + list(again.tokens[:-1])

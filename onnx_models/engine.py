@@ -83,8 +83,9 @@ def physical_cores() -> int:
 
 def session_options(threads: int | None) -> ort.SessionOptions:
     so = ort.SessionOptions()
-    # Our graph is written already fused (GQA, skip-norms, packed QKV); the remaining passes
-    # cost ~0.1 s at load, within noise, so no optimised copy is cached on disk.
+    # Our graph is written already fused (GQA, skip-norms, packed QKV); an optimised copy on
+    # disk would save ~40 ms of a model load for 222 MB (benchmarks/README.md, "Session
+    # settings"), so none is cached.
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.intra_op_num_threads = threads or physical_cores()
     so.inter_op_num_threads = 1

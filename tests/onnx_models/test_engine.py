@@ -71,8 +71,9 @@ def test_typing_the_start_of_a_suggestion_continues_from_the_cache(engine: Engin
     # The cache held 13 generated tokens after the new prompt: one forward pass verified them.
     assert again.continued_tokens == 13
     assert again.forward_passes <= 1 < plain.forward_passes
-    # An empty prompt is refused as ever, whatever the cache holds.
+    # What the cache holds after a prompt it holds whole (nothing after an empty one) ...
     assert engine.continuation(typed) == list(plain.tokens[:-1]) and engine.continuation([]) == []
+    # ... and an empty prompt is refused as ever, whatever the cache holds.
     with pytest.raises(ValueError, match="empty prompt"):
         engine.generate([], max_new_tokens=4, speculate=True)
 

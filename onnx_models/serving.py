@@ -446,6 +446,7 @@ class CompletionHandler(BaseHTTPRequestHandler):
                 "queue_ms": round(outcome.queue_ms, 2),
                 "prefill_ms": round(outcome.prefill_ms, 2),
                 "decode_ms": round(outcome.decode_ms, 2),
+                "continued_tokens": outcome.continued_tokens,
             }
         return payload
 

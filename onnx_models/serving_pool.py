@@ -104,6 +104,7 @@ class JobOutcome:
     queue_ms: float
     prefill_ms: float
     decode_ms: float
+    continued_tokens: int = 0  # the client's previous suggestion, verified from the cache
 
 
 class FairQueue:
@@ -238,4 +239,5 @@ def run_job(slot: Slot, job: CompletionJob, started: float) -> JobOutcome:
         queue_ms=(started - job.enqueued_at) * 1000,
         prefill_ms=generation.prefill.prefill_ms,
         decode_ms=generation.decode_ms,
+        continued_tokens=generation.continued_tokens,
     )

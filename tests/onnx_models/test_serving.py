@@ -128,6 +128,16 @@ def test_each_client_keeps_its_own_cache(server: ModelHttpServer) -> None:
         assert answer["usage"]["prompt_tokens_details"]["cached_tokens"] == 0
 
 
+def test_a_client_asking_again_gets_its_suggestion_from_the_cache(server: ModelHttpServer) -> None:
+    prompt = "class Point:\n    def __init__(self, x, y):\n"
+    first = complete(server, prompt=prompt, max_tokens=12, user="dana")
+    again = complete(server, prompt=prompt, max_tokens=12, user="dana")
+    assert again["choices"][0]["text"] == first["choices"][0]["text"]
+    assert first["nexttoken"]["continued_tokens"] == 0
+    # The cache kept the prompt and 11 of the 12 tokens: one forward pass verified them.
+    assert again["nexttoken"]["continued_tokens"] == 11
+
+
 def test_concurrent_clients_get_their_own_answers(server: ModelHttpServer, engine: Engine) -> None:
     prompts = {
         f"dev{i}": f"# user {name}\nname = '{name}'\nassert name == '"

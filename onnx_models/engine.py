@@ -60,6 +60,10 @@ PREFILL_CHUNK = {"float32": 256, "int8": 128}
 # The most tokens of a previous generation verified as the first draft: it costs a wider first
 # pass, and a suggestion rarely needs more.
 MAX_CONTINUATION = 32
+# Logits buffers of up to this many rows stay allocated and bound for reuse (one for decode
+# steps, one per prompt-lookup draft length); a wider one (a long continued draft, 196 KB a row
+# for a 49k vocabulary) is kept only until the next wide pass.
+KEPT_LOGIT_ROWS = 16
 # The manifest's KV dtype and the graph's cache input type (onnxruntime's spelling).
 CACHE_TYPES = {"float32": "tensor(float)", "int8": "tensor(int8)"}
 
@@ -187,6 +191,10 @@ class Engine:
 
     def _logits_buffer(self, positions: int) -> np.ndarray:
         if positions not in self._logit_buffers:
+            if positions > KEPT_LOGIT_ROWS:
+                # A wider buffer replaces the last wide one; the caller rebinds at once.
+                for wide in [n for n in self._logit_buffers if n > KEPT_LOGIT_ROWS]:
+                    del self._logit_buffers[wide]
             array = np.zeros((1, positions, self.manifest.vocab_size), dtype=np.float32)
             self._logit_buffers[positions] = (array, ort.OrtValue.ortvalue_from_numpy(array))
         return self._logit_buffers[positions][0]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from onnx_models.engine import Engine, GenerationCancelled
+from onnx_models.engine import KEPT_LOGIT_ROWS, Engine, GenerationCancelled
 from onnx_models.prompt_lookup import PromptLookup
 from onnx_models.sampling import SamplingParams, sampler
 
@@ -76,6 +76,21 @@ def test_typing_the_start_of_a_suggestion_continues_from_the_cache(engine: Engin
     # ... and an empty prompt is refused as ever, whatever the cache holds.
     with pytest.raises(ValueError, match="empty prompt"):
         engine.generate([], max_new_tokens=4, speculate=True)
+
+
+def test_wide_verification_passes_do_not_pile_up_logits_buffers(engine: Engine) -> None:
+    ids = engine.tokenizer.encode(PLAIN).ids
+    engine.rewind(0)
+    first = engine.generate(ids, max_new_tokens=30, stop_token_ids=frozenset(), speculate=True)
+    for typed in range(1, 12):  # continued drafts of 28 down to 18 tokens: 29..19 rows
+        engine.rewind(len(ids) + 29)
+        prompt = ids + list(first.tokens[:typed])
+        again = engine.generate(
+            prompt, max_new_tokens=40, stop_token_ids=frozenset(), speculate=True
+        )
+        assert again.tokens[: 30 - typed] == first.tokens[typed:]
+    wide = [rows for rows in engine._logit_buffers if rows > KEPT_LOGIT_ROWS]
+    assert len(wide) <= 1
 
 
 def test_a_wrong_continuation_in_the_cache_changes_nothing(engine: Engine) -> None:

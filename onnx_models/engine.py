@@ -60,10 +60,10 @@ PREFILL_CHUNK = {"float32": 256, "int8": 128}
 # The most tokens of a previous generation verified as the first draft: it costs a wider first
 # pass, and a suggestion rarely needs more.
 MAX_CONTINUATION = 32
-# Logits buffers of up to this many rows stay allocated and bound for reuse (one for decode
-# steps, one per prompt-lookup draft length); a wider one (a long continued draft, 196 KB a row
-# for a 49k vocabulary) is kept only until the next wide pass.
-KEPT_LOGIT_ROWS = 16
+# Logits buffers of up to this many rows stay allocated for reuse: a decode step's, and one per
+# prompt-lookup draft length (up to 8 tokens and the one before them). A wider one (a continued
+# draft: 196 KB a row for a 49k vocabulary) is kept only until the next wider pass.
+KEPT_LOGIT_ROWS = 9
 # The manifest's KV dtype and the graph's cache input type (onnxruntime's spelling).
 CACHE_TYPES = {"float32": "tensor(float)", "int8": "tensor(int8)"}
 

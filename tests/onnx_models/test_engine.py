@@ -82,7 +82,7 @@ def test_wide_verification_passes_do_not_pile_up_logits_buffers(engine: Engine) 
     ids = engine.tokenizer.encode(PLAIN).ids
     engine.rewind(0)
     first = engine.generate(ids, max_new_tokens=30, stop_token_ids=frozenset(), speculate=True)
-    for typed in range(1, 12):  # continued drafts of 28 down to 18 tokens: 29..19 rows
+    for typed in range(1, 12):  # continued drafts of 28 down to 18 tokens: 29..19 rows each
         engine.rewind(len(ids) + 29)
         prompt = ids + list(first.tokens[:typed])
         again = engine.generate(

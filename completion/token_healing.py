@@ -176,28 +176,36 @@ class HealingConstraint:
         for i, token_id in enumerate(draft):
             if not current.remaining:
                 return draft
-            table = current.table
-            token = table.token_bytes[token_id] if token_id < table.vocab_size else b""
-            if not token or not (
-                token.startswith(current.remaining) or current.remaining.startswith(token)
-            ):
+            after = current._after(token_id)
+            if after is None:
                 return draft[:i]
-            current = current.advance(token_id)
+            current = after
         return draft
 
     def advance(self, token_id: int) -> HealingConstraint:
         """The constraint after `token_id` was chosen."""
+        after = self._after(token_id)
+        if after is None:
+            token = self._bytes(token_id)
+            raise TokenHealingError(
+                f"token {token_id} ({token!r}) does not continue the healed text "
+                f"{self.remaining!r}; mask the logits with constrain_logits before choosing"
+            )
+        return after
+
+    def _bytes(self, token_id: int) -> bytes:
+        return self.table.token_bytes[token_id] if token_id < self.table.vocab_size else b""
+
+    def _after(self, token_id: int) -> HealingConstraint | None:
+        """The constraint after `token_id`, or None when the constraint forbids it."""
         if not self.remaining:
             return self
-        token = self.table.token_bytes[token_id] if token_id < self.table.vocab_size else b""
+        token = self._bytes(token_id)
         if token and token.startswith(self.remaining):
             return HealingConstraint(self.table, b"")
         if token and self.remaining.startswith(token):
             return HealingConstraint(self.table, self.remaining[len(token) :])
-        raise TokenHealingError(
-            f"token {token_id} ({token!r}) does not continue the healed text {self.remaining!r}; "
-            "mask the logits with constrain_logits before choosing"
-        )
+        return None
 
 
 @dataclass(frozen=True, eq=False)

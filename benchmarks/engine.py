@@ -7,9 +7,10 @@ is per engine, and each may live in its own virtual environment); the parent dri
 JSON lines and interleaves them round by round, rotating the order, and reports medians.
 
 Measured per round: cold prefill of 256/512/1,024 tokens (empty cache until the first token is
-chosen), ms per decoded token (greedy, after a 512-token prompt), keystroke latency (a cached
-1,024-token prompt plus 1-3 new tokens, then 16 tokens decoded) beside a cold request for the
-same prompt; then peak RSS, and greedy agreement over 16 tokens.
+chosen), ms per decoded token (greedy, after a 512-token prompt), keystroke latency at each
+prompt module's first 1,024 tokens (a previous request left the cache; 1-3 new tokens, the
+count rotating by module and round, then 16 tokens decoded) beside a cold request for the same
+prompt; then peak RSS, and greedy agreement over 16 tokens.
 
 This module imports no engine at module level: a worker imports only its own.
 
@@ -32,7 +33,7 @@ import sys
 import sysconfig
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -40,12 +41,18 @@ CONTEXT = 2048  # KV capacity given to peers that preallocate (genai max_length,
 PROMPT_FILES = ["textwrap.py", "shlex.py", "fractions.py", "csv.py", "json/encoder.py"]
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GGML_TYPE_F32 = 0
+MODULE_SEPARATOR = "\n\n"
+KEYSTROKE_NEW = (1, 2, 3)  # prompt tokens a keystroke appends, in turn
 
 
 def prompt_text() -> str:
     """Real Python code: a few standard library modules, the same text for every engine."""
+    return MODULE_SEPARATOR.join(module_texts())
+
+
+def module_texts() -> list[str]:
     stdlib = Path(sysconfig.get_paths()["stdlib"])
-    return "\n\n".join((stdlib / name).read_text(encoding="utf-8") for name in PROMPT_FILES)
+    return [(stdlib / name).read_text(encoding="utf-8") for name in PROMPT_FILES]
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:
@@ -422,6 +429,9 @@ class RoundPlan:
     sizes: tuple[int, ...]
     decode_tokens: int
     keystroke_context: int
+    # Where each keystroke prompt starts in the token ids (one per module), and how many new
+    # tokens its keystroke appends (1-3, rotated by the parent from round to round).
+    keystroke_offsets: tuple[int, ...]
     keystroke_new: tuple[int, ...]
     request_tokens: int
 
@@ -446,21 +456,26 @@ def run_round(runner: Runner, ids: list[int], plan: RoundPlan) -> dict[str, Any]
             result["decode_ms_per_token"] = total / plan.decode_tokens
             cpu["decode_ms_per_token"] = cpu_total / plan.decode_tokens
     ctx = plan.keystroke_context
-    result["keystroke_ms"], result["keystroke_first_token_ms"], cpu["keystroke_ms"] = [], [], []
-    for new in plan.keystroke_new:
-        runner.request(ids[:ctx], plan.request_tokens)  # the previous request, not timed
+    timed = ("keystroke_ms", "keystroke_first_token_ms", "cold_request_ms")
+    for key in (*timed, "cold_request_first_token_ms"):
+        result[key] = []
+    for key in timed:
+        cpu[key] = []
+    for start, new in zip(plan.keystroke_offsets, plan.keystroke_new, strict=True):
+        window = ids[start : start + ctx + new]
+        # The previous request (not timed) leaves the cache: its prompt and 15 tokens after it.
+        runner.request(window[:ctx], plan.request_tokens)
         c0 = time.process_time()
-        total, first_ms, _ = runner.request(ids[: ctx + new], plan.request_tokens)
+        total, first_ms, _ = runner.request(window, plan.request_tokens)
         cpu["keystroke_ms"].append((time.process_time() - c0) * 1000)
         result["keystroke_ms"].append(total)
         result["keystroke_first_token_ms"].append(first_ms)
-    mid = plan.keystroke_new[len(plan.keystroke_new) // 2]
-    runner.reset()
-    c0 = time.process_time()
-    total, first_ms, _ = runner.request(ids[: ctx + mid], plan.request_tokens)
-    cpu["cold_request_ms"] = (time.process_time() - c0) * 1000
-    result["cold_request_ms"] = total
-    result["cold_request_first_token_ms"] = first_ms
+        runner.reset()
+        c0 = time.process_time()
+        total, first_ms, _ = runner.request(window, plan.request_tokens)
+        cpu["cold_request_ms"].append((time.process_time() - c0) * 1000)
+        result["cold_request_ms"].append(total)
+        result["cold_request_first_token_ms"].append(first_ms)
     return result
 
 
@@ -590,8 +605,13 @@ def median(values: list[float]) -> float:
 
 def summarise(label: str, rounds: list[dict[str, Any]], memory: dict[str, Any]) -> dict[str, Any]:
     sizes = sorted({int(s) for r in rounds for s in r["cold_prefill_ms"]})
-    keystroke = [x for r in rounds for x in r["keystroke_ms"]]
-    keystroke_first = [x for r in rounds for x in r["keystroke_first_token_ms"]]
+
+    def samples(key: str, cpu: bool = False) -> list[float]:
+        return [x for r in rounds for x in (r["cpu"] if cpu else r)[key]]
+
+    keystroke, cold = samples("keystroke_ms"), samples("cold_request_ms")
+    keystroke_first = samples("keystroke_first_token_ms")
+    cold_first = samples("cold_request_first_token_ms")
     decode = [r["decode_ms_per_token"] for r in rounds if "decode_ms_per_token" in r]
     return {
         "label": label,
@@ -602,8 +622,23 @@ def summarise(label: str, rounds: list[dict[str, Any]], memory: dict[str, Any]) 
         "decode_ms_per_token": median(decode),
         "keystroke_ms": median(keystroke),
         "keystroke_first_token_ms": median(keystroke_first),
-        "cold_request_ms": median([r["cold_request_ms"] for r in rounds]),
-        "cold_request_first_token_ms": median([r["cold_request_first_token_ms"] for r in rounds]),
+        "cold_request_ms": median(cold),
+        "cold_request_first_token_ms": median(cold_first),
+        # Cold request / keystroke for the same prompt, sample by sample; then the median.
+        "keystroke_speedup": median([c / k for c, k in zip(cold, keystroke, strict=True)]),
+        "keystroke_first_token_speedup": median(
+            [c / k for c, k in zip(cold_first, keystroke_first, strict=True)]
+        ),
+        "keystroke_speedup_by_module": {
+            name: median(
+                [
+                    r["cold_request_ms"][i] / r["keystroke_ms"][i]
+                    for r in rounds
+                    if i < len(r["keystroke_ms"])
+                ]
+            )
+            for i, name in enumerate(PROMPT_FILES)
+        },
         "cpu": {
             "cold_prefill_ms": {
                 str(s): median([r["cpu"]["cold_prefill_ms"][str(s)] for r in rounds]) for s in sizes
@@ -611,8 +646,8 @@ def summarise(label: str, rounds: list[dict[str, Any]], memory: dict[str, Any]) 
             "decode_ms_per_token": median(
                 [r["cpu"]["decode_ms_per_token"] for r in rounds if "decode_ms_per_token" in r]
             ),
-            "keystroke_ms": median([x for r in rounds for x in r["cpu"]["keystroke_ms"]]),
-            "cold_request_ms": median([r["cpu"]["cold_request_ms"] for r in rounds]),
+            "keystroke_ms": median(samples("keystroke_ms", cpu=True)),
+            "cold_request_ms": median(samples("cold_request_ms", cpu=True)),
         },
         "peak_rss_mb": memory.get("peak_rss_kb", 0) / 1024,
         "rss_mb": memory.get("rss_kb", 0) / 1024,
@@ -884,7 +919,8 @@ def main() -> None:
         sizes=tuple(int(s) for s in args.sizes.split(",")),
         decode_tokens=args.decode_tokens,
         keystroke_context=args.keystroke_context,
-        keystroke_new=(1, 2, 3),
+        keystroke_offsets=(),  # known once a tokenizer has read the modules (report)
+        keystroke_new=(),
         request_tokens=16,
     )
     report(engine_specs(args), plan, args)
@@ -893,7 +929,6 @@ def main() -> None:
 def report(specs: list[EngineSpec], plan: RoundPlan, args: argparse.Namespace) -> None:
     log = print
     text = prompt_text()
-    need = max(max(plan.sizes), plan.keystroke_context + max(plan.keystroke_new))
     log_dir = Path(tempfile.mkdtemp(prefix="nexttoken-bench-"))
     workers: list[Worker] = []
     skipped: dict[str, str] = {}
@@ -910,9 +945,16 @@ def report(specs: list[EngineSpec], plan: RoundPlan, args: argparse.Namespace) -
     if not workers:
         raise SystemExit("no engine could be loaded")
 
-    # Same text, each engine's own tokenizer, exactly `need` tokens.
+    # Same text, each engine's own tokenizer: the ids, and where each module starts in them (a
+    # keystroke prompt is a module's first tokens). The worker keeps the last text it tokenized.
     prompts: dict[str, list[int]] = {}
+    plans: dict[str, RoundPlan] = {}
     for w in list(workers):
+        starts, before = [], ""
+        for module in module_texts():
+            starts.append(len(w.call("tokenize", text=before, keep=len(before)).get("ids", [])))
+            before += module + MODULE_SEPARATOR
+        need = max(max(plan.sizes), starts[-1] + plan.keystroke_context + max(KEYSTROKE_NEW))
         reply = w.call("tokenize", text=text, keep=need)
         if "error" in reply or len(reply["ids"]) < need:
             skipped[w.spec.label] = reply.get("error", "prompt text too short")
@@ -920,10 +962,18 @@ def report(specs: list[EngineSpec], plan: RoundPlan, args: argparse.Namespace) -
             w.close()
             continue
         prompts[w.spec.label] = reply["ids"]
-    ref_ids = prompts[workers[0].spec.label]
-    tokenizer_agree = {label: common_prefix(ref_ids, ids) == need for label, ids in prompts.items()}
+        plans[w.spec.label] = replace(plan, keystroke_offsets=tuple(starts))
 
-    warmup = RoundPlan((256,), 4, min(256, plan.keystroke_context), (1,), 4)
+    def used(label: str) -> list[list[int]]:
+        """The token ranges the rounds run: prefixes up to the largest size, and the windows."""
+        ids, width = prompts[label], plan.keystroke_context + max(KEYSTROKE_NEW)
+        starts = plans[label].keystroke_offsets
+        return [ids[: max(plan.sizes)]] + [ids[start : start + width] for start in starts]
+
+    ref_used = used(workers[0].spec.label)
+    tokenizer_agree = {label: used(label) == ref_used for label in prompts}
+
+    warmup = RoundPlan((256,), 4, min(256, plan.keystroke_context), (0,), (1,), 4)
     rounds: dict[str, list[dict[str, Any]]] = {w.spec.label: [] for w in workers}
     failed: dict[str, str] = {}
 
@@ -943,8 +993,10 @@ def report(specs: list[EngineSpec], plan: RoundPlan, args: argparse.Namespace) -
     for r in range(args.rounds):
         order = workers[r % len(workers) :] + workers[: r % len(workers)]
         t0 = time.perf_counter()
+        # Every module gets 1, 2 and 3 new tokens in turn over the rounds.
+        new = tuple(KEYSTROKE_NEW[(i + r) % 3] for i in range(len(PROMPT_FILES)))
         for w in order:
-            step(w, plan, keep=True)
+            step(w, replace(plans[w.spec.label], keystroke_new=new), keep=True)
         log(f"round {r + 1}/{args.rounds} in {time.perf_counter() - t0:.0f} s", flush=True)
 
     greedy: dict[str, list[int]] = {}
@@ -975,12 +1027,14 @@ def report(specs: list[EngineSpec], plan: RoundPlan, args: argparse.Namespace) -
     log("")
     log(f"ratios: engine / {ref_label} (above 1: {ref_label} is faster or smaller)")
     log("keystroke against a cold request for the same prompt (cold / keystroke):")
+    log("(median of the per-prompt ratios; by module in the order of PROMPT_FILES)")
     for summary in summaries:
-        total = summary["cold_request_ms"] / summary["keystroke_ms"]
-        first = summary["cold_request_first_token_ms"] / summary["keystroke_first_token_ms"]
-        summary["keystroke_speedup"] = total
-        summary["keystroke_first_token_speedup"] = first
-        log(f"  {summary['label']}: {total:.1f}× with 16 tokens decoded, {first:.1f}× to the first")
+        total, first = summary["keystroke_speedup"], summary["keystroke_first_token_speedup"]
+        by_module = ", ".join(f"{x:.1f}" for x in summary["keystroke_speedup_by_module"].values())
+        log(
+            f"  {summary['label']}: {total:.1f}× with 16 tokens decoded ({by_module}), "
+            f"{first:.1f}× to the first"
+        )
     log(f"greedy agreement with {ref_label}, 16 tokens after 512 prompt tokens:")
     for label, agree in parity.items():
         note = "" if tokenizer_agree.get(label, False) else " (tokenizer gave other ids!)"
@@ -993,6 +1047,7 @@ def report(specs: list[EngineSpec], plan: RoundPlan, args: argparse.Namespace) -
         payload = {
             "command": shlex.join(["python", *sys.argv]),
             "plan": vars(plan),
+            "keystroke_offsets": {label: p.keystroke_offsets for label, p in plans.items()},
             "threads": args.threads,
             "versions": versions,
             "summaries": summaries,

@@ -993,8 +993,8 @@ def report(specs: list[EngineSpec], plan: RoundPlan, args: argparse.Namespace) -
     for r in range(args.rounds):
         order = workers[r % len(workers) :] + workers[: r % len(workers)]
         t0 = time.perf_counter()
-        # Every module gets 1, 2 and 3 new tokens in turn over the rounds.
-        new = tuple(KEYSTROKE_NEW[(i + r) % 3] for i in range(len(PROMPT_FILES)))
+        # Every module gets each count of new tokens in turn over the rounds.
+        new = tuple(KEYSTROKE_NEW[(i + r) % len(KEYSTROKE_NEW)] for i in range(len(PROMPT_FILES)))
         for w in order:
             step(w, replace(plans[w.spec.label], keystroke_new=new), keep=True)
         log(f"round {r + 1}/{args.rounds} in {time.perf_counter() - t0:.0f} s", flush=True)

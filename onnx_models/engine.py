@@ -124,6 +124,10 @@ class Engine:
         # How many cached tokens the last row of `_logits` follows: a prompt the cache already
         # holds whole, up to that row, needs no forward pass at all.
         self._logits_after: int | None = None
+        # The logits after the first n cached tokens, kept from the last prompt's pass: a request
+        # for the same prompt once the cache holds a generation after it (token healing takes a
+        # typed character off again) needs no forward pass. Dropped by a rewind below n.
+        self._prompt_logits: tuple[int, np.ndarray] | None = None
         self._one_token = np.zeros((1, 1), dtype=np.int64)
         self._seqlens = np.zeros(1, dtype=np.int32)
         self._total = np.zeros((), dtype=np.int32)
@@ -200,7 +204,17 @@ class Engine:
         return self._logit_buffers[positions][0]
 
     def rewind(self, length: int) -> None:
+        if self._prompt_logits is not None and length < self._prompt_logits[0]:
+            self._prompt_logits = None
         self.kv.rewind(length)
+
+    def _keep_prompt_logits(self, length: int, row: np.ndarray) -> None:
+        kept = self._prompt_logits
+        if kept is None or kept[1].shape != row.shape:
+            self._prompt_logits = (length, row.copy())
+        else:  # reuse the array: no allocation per request
+            np.copyto(kept[1], row)
+            self._prompt_logits = (length, kept[1])
 
     def _bind_scalars(self) -> None:
         b = self._binding
@@ -277,15 +291,25 @@ class Engine:
         if common == len(prompt_ids) == len(self.kv.tokens) == self._logits_after:
             # Prefilled already (`warm` before a debounce): the logits are this prompt's.
             return PrefillStats(common, 0, (time.perf_counter() - t0) * 1000)
+        kept = self._prompt_logits
+        if common == len(prompt_ids) and kept is not None and kept[0] == common:
+            # Held whole with more after it, and its logits kept: drop the rest, no pass.
+            self.rewind(common)
+            if self._logits.shape[1] != 1:
+                self._bind_logits(1)
+            self._logits[0, -1] = kept[1]
+            self._logits_after = common
+            return PrefillStats(common, 0, (time.perf_counter() - t0) * 1000)
         # Keep at least one token to run so the logits belong to this prompt.
         reused = min(common, len(prompt_ids) - 1)
-        self.kv.rewind(reused)
+        self.rewind(reused)
         rest = prompt_ids[reused:]
         chunk = chunk or PREFILL_CHUNK[self.manifest.kv.dtype]
         for i in range(0, len(rest), chunk):
             if cancelled():
                 raise GenerationCancelled
             self._forward(rest[i : i + chunk])
+        self._keep_prompt_logits(len(prompt_ids), self.logits)
         stats = PrefillStats(reused, len(rest), (time.perf_counter() - t0) * 1000)
         log.debug("prefill: reused %d, prefilled %d, %.1f ms", *vars(stats).values())
         return stats
@@ -361,7 +385,7 @@ class Engine:
                     continue
                 break
             # Keep the cache to what was emitted: drop rejected draft tokens.
-            self.kv.rewind(len(self.kv.tokens) - len(draft) + accepted_in_cache)
+            self.rewind(len(self.kv.tokens) - len(draft) + accepted_in_cache)
             if reason:
                 break
             if len(self.kv.tokens) + 2 + (lookup.max_draft if lookup else 0) >= (
@@ -408,8 +432,9 @@ class Engine:
         if not draft:
             return None
         t0 = time.perf_counter()
-        self.kv.rewind(n - 1)
+        self.rewind(n - 1)
         self._forward([prompt_ids[-1], *draft], logits_for=len(draft) + 1)
+        self._keep_prompt_logits(n, self._logits[0, 0])
         stats = PrefillStats(n - 1, 1, (time.perf_counter() - t0) * 1000)
         log.debug("prefill: reused %d, 1 token and %d cached ones as a draft", n - 1, len(draft))
         return stats, draft

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from completion.candidates import complete_candidates
 from completion.cursor import InvalidPositionError
 from completion.pipeline import CompletionCancelled, CompletionPipeline
 from completion.request import CompletionRequest, Position
@@ -51,6 +52,22 @@ def test_second_keystroke_reuses_the_cache(pipeline: CompletionPipeline) -> None
     pipeline.complete(CompletionRequest(text, Position(5, 12)))
     again = pipeline.complete(CompletionRequest(text + " ", Position(5, 13)))
     assert again.stats.reused_tokens >= again.stats.prompt_tokens - 3
+
+
+def test_candidates_after_the_first_run_no_pass_for_the_prompt(
+    pipeline: CompletionPipeline,
+) -> None:
+    """Every candidate of an explicit invoke has the same prompt: the first leaves its logits
+    kept, so the sampled ones start decoding at once (the cache holds the first suggestion
+    after the prompt, which each drops)."""
+    text = "def greet(name):\n    message = \n"
+    results = complete_candidates(pipeline, CompletionRequest(text, Position(1, 14)), n=3)
+    assert len(results) >= 2
+    prompt = results[0].stats.prompt_tokens
+    assert results[0].stats.reused_tokens < prompt  # the first one prefilled
+    for later in results[1:]:
+        assert later.stats.prompt_tokens == prompt
+        assert later.stats.reused_tokens == prompt
 
 
 def test_warming_prefills_what_the_completion_then_runs(pipeline: CompletionPipeline) -> None:

@@ -150,12 +150,44 @@ def test_a_prompt_held_whole_needs_no_forward_pass(engine: Engine) -> None:
     stats = engine.prefill(ids)
     assert (stats.reused_tokens, stats.prefilled_tokens) == (len(ids), 0)
     assert (engine.logits == after_prefill).all()
-    # After decoding, the cache holds more than the prompt: its last token runs again, so the
-    # logits are the prompt's and not those after the generated tokens.
-    engine.generate(ids, max_new_tokens=4)
+    # After decoding, the cache holds more than the prompt (the next keystroke's prompt is the
+    # same when token healing takes the typed character off again): the generated tokens go,
+    # and the prompt's kept logits come back without a pass (running its last token again
+    # would give logits ~1e-4 away).
+    first = engine.generate(ids, max_new_tokens=4, stop_token_ids=frozenset())
+    assert len(engine.cached_tokens) > len(ids)
+    stats = engine.prefill(ids)
+    assert (stats.reused_tokens, stats.prefilled_tokens) == (len(ids), 0)
+    assert engine.cached_tokens == ids
+    assert (engine.logits == after_prefill).all()
+    again = engine.generate(ids, max_new_tokens=4, stop_token_ids=frozenset())
+    assert again.tokens == first.tokens
+    assert (again.prefill.reused_tokens, again.prefill.prefilled_tokens) == (len(ids), 0)
+    # A rewind into the prompt drops the kept logits: its tail is computed again.
+    engine.rewind(len(ids) - 2)
+    stats = engine.prefill(ids)
+    assert (stats.reused_tokens, stats.prefilled_tokens) == (len(ids) - 2, 2)
+    assert abs(engine.logits - after_prefill).max() < 1e-3
+
+
+def test_kept_prompt_logits_belong_to_the_prompt_they_were_kept_for(engine: Engine) -> None:
+    ids = engine.tokenizer.encode(REPETITIVE).ids
+    engine.rewind(0)
+    engine.prefill(ids)
+    engine.generate(ids, max_new_tokens=3, stop_token_ids=frozenset())
+    # A shorter prompt held whole is not the one whose logits were kept: one pass.
+    shorter = ids[:-1]
+    stats = engine.prefill(shorter)
+    assert (stats.reused_tokens, stats.prefilled_tokens) == (len(shorter) - 1, 1)
+    reference = Engine(engine.model_dir, engine.manifest, engine.session, engine.tokenizer)
+    reference.prefill(shorter)
+    assert abs(engine.logits - reference.logits).max() < 1e-3
+    # Only the last prompt's logits are kept: after a longer prompt's request, `ids` (held
+    # whole) runs its last token again.
+    longer = ids + engine.tokenizer.encode("\n").ids
+    engine.generate(longer, max_new_tokens=2)
     stats = engine.prefill(ids)
     assert (stats.reused_tokens, stats.prefilled_tokens) == (len(ids) - 1, 1)
-    assert abs(engine.logits - after_prefill).max() < 1e-3
 
 
 def test_prefill_stops_between_chunks_and_keeps_what_it_did(engine: Engine) -> None:

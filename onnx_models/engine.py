@@ -124,10 +124,12 @@ class Engine:
         # How many cached tokens the last row of `_logits` follows: a prompt the cache already
         # holds whole, up to that row, needs no forward pass at all.
         self._logits_after: int | None = None
-        # The logits after the first n cached tokens, kept from the last prompt's pass: a request
-        # for the same prompt once the cache holds a generation after it (token healing takes a
-        # typed character off again) needs no forward pass. Dropped by a rewind below n.
-        self._prompt_logits: tuple[int, np.ndarray] | None = None
+        # The logits after the first `_kept_after` cached tokens, kept from the last prompt's
+        # pass: a request for the same prompt once the cache holds a generation after it (token
+        # healing takes a typed character off again) needs no forward pass. A rewind below
+        # `_kept_after` forgets them.
+        self._kept_logits = np.zeros(manifest.vocab_size, dtype=np.float32)
+        self._kept_after: int | None = None
         self._one_token = np.zeros((1, 1), dtype=np.int64)
         self._seqlens = np.zeros(1, dtype=np.int32)
         self._total = np.zeros((), dtype=np.int32)
@@ -204,17 +206,13 @@ class Engine:
         return self._logit_buffers[positions][0]
 
     def rewind(self, length: int) -> None:
-        if self._prompt_logits is not None and length < self._prompt_logits[0]:
-            self._prompt_logits = None
+        if self._kept_after is not None and length < self._kept_after:
+            self._kept_after = None
         self.kv.rewind(length)
 
     def _keep_prompt_logits(self, length: int, row: np.ndarray) -> None:
-        kept = self._prompt_logits
-        if kept is None or kept[1].shape != row.shape:
-            self._prompt_logits = (length, row.copy())
-        else:  # reuse the array: no allocation per request
-            np.copyto(kept[1], row)
-            self._prompt_logits = (length, kept[1])
+        np.copyto(self._kept_logits, row)
+        self._kept_after = length
 
     def _bind_scalars(self) -> None:
         b = self._binding
@@ -291,13 +289,12 @@ class Engine:
         if common == len(prompt_ids) == len(self.kv.tokens) == self._logits_after:
             # Prefilled already (`warm` before a debounce): the logits are this prompt's.
             return PrefillStats(common, 0, (time.perf_counter() - t0) * 1000)
-        kept = self._prompt_logits
-        if common == len(prompt_ids) and kept is not None and kept[0] == common:
+        if common == len(prompt_ids) == self._kept_after:
             # Held whole with more after it, and its logits kept: drop the rest, no pass.
             self.rewind(common)
             if self._logits.shape[1] != 1:
                 self._bind_logits(1)
-            self._logits[0, -1] = kept[1]
+            self._logits[0, -1] = self._kept_logits
             self._logits_after = common
             return PrefillStats(common, 0, (time.perf_counter() - t0) * 1000)
         # Keep at least one token to run so the logits belong to this prompt.

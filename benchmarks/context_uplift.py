@@ -10,7 +10,9 @@ of which the context may take up to 384, leaving what it does not use to the pre
 (`--arms`): `none` (no repository context), `context`, `context+open` (the files the current
 file imports are open, as an editor's tabs would be, so similar chunks from them can be
 chosen), `context-comments` (context framed by path comments instead of the model's
-`<filename>` token, for the file too), `context-192` (at most 192 tokens of context).
+`<filename>` token, for the file too), `context-192` (at most 192 tokens of context),
+`context-moved` (the cursor was 20 lines away in the same file before, and the context shown
+there is held where it is still offered: what an editor's user gets after a cursor move).
 
 Reported per arm: exact match of the rest of the line, edit similarity (difflib ratio),
 whether the cross-file symbol was produced at all, median latency (cold: the KV cache is
@@ -58,6 +60,8 @@ class Arm:
     open_imports: bool = False
     framing: str = "filename"
     context_tokens: int = PromptBudget().context_tokens
+    # Lines from the case to where the cursor was before (0: nowhere in this file before).
+    moved_from: int = 0
 
 
 ARMS = {
@@ -66,6 +70,7 @@ ARMS = {
     "context+open": Arm(open_imports=True),
     "context-comments": Arm(framing="none"),
     "context-192": Arm(context_tokens=192),
+    "context-moved": Arm(moved_from=20),
 }
 MIN_TARGET_CHARS = 4
 MAX_TARGET_CHARS = 80
@@ -272,6 +277,16 @@ def run_arm(
         if arm.open_imports:
             for relative in imported_files(index, case.path):
                 index.document_changed(root / relative, (root / relative).read_text())
+        pipeline.context_renderer.forget()
+        if arm.moved_from:
+            earlier = moved_request(request, arm.moved_from)
+            pipeline.context_renderer.render(
+                retriever.retrieve(earlier),
+                arm.context_tokens,
+                framing=arm.framing,
+                repo_name=earlier.repo_name,
+                current_path=earlier.path,
+            )
         started = time.perf_counter()
         context = retriever.retrieve(request)
         retrieval_ms = (time.perf_counter() - started) * 1000
@@ -289,6 +304,16 @@ def run_arm(
         "retrieval_ms": retrieval_ms,
         "snippets": len(request.context),
     }
+
+
+def moved_request(request: CompletionRequest, lines: int) -> CompletionRequest:
+    """The same document with the cursor at the end of the line `lines` above (below, near
+    the top of the file)."""
+    document = request.text.split("\n")
+    line = request.position.line - lines
+    if line < 0:
+        line = min(request.position.line + lines, len(document) - 1)
+    return dataclasses.replace(request, position=Position(line, code_units(document[line])))
 
 
 def imported_files(index: WorkspaceIndex, path: str) -> list[str]:
@@ -324,9 +349,11 @@ def report(results: dict[str, list[dict]], arms: tuple[str, ...]) -> None:
             f"| {statistics.median(r['ms'] for r in rows):.0f} "
             f"| {statistics.median(r['prompt_tokens'] for r in rows):.0f} |"
         )
-    base = results["none"]
-    for arm in arms[1:]:
-        rows = results[arm]
+    pairs = [(arm, "none") for arm in arms[1:]]
+    if "context" in arms:
+        pairs += [(arm, "context") for arm in arms[1:] if arm != "context"]
+    for arm, against in pairs:
+        rows, base = results[arm], results[against]
         better = sum(
             r["similarity"] > b["similarity"] + 1e-9 for r, b in zip(rows, base, strict=True)
         )
@@ -335,7 +362,7 @@ def report(results: dict[str, list[dict]], arms: tuple[str, ...]) -> None:
         )
         retrieval = [r["retrieval_ms"] for r in rows]
         print(
-            f"\n{arm} vs none: edit similarity better in {better}, worse in {worse}, equal in "
+            f"\n{arm} vs {against}: edit similarity better in {better}, worse in {worse}, equal in "
             f"{len(rows) - better - worse} of {len(rows)} cases; retrieval median "
             f"{statistics.median(retrieval):.1f} ms, max {max(retrieval):.1f} ms; snippets median "
             f"{statistics.median(r['snippets'] for r in rows):.0f}"

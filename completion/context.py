@@ -903,14 +903,48 @@ def _outline(
 # -- rendering into the prompt ---------------------------------------------------------------
 
 
+# A snippet's identity across renders: the same text from the same place.
+_SnippetKey = tuple[str, int, str]
+# Documents whose last rendered context is remembered.
+_DOCUMENTS_REMEMBERED = 64
+
+
+@dataclass(frozen=True)
+class _Block:
+    """One file's snippets as shown: the header, then the snippets in this order."""
+
+    path: str
+    snippets: tuple[ContextSnippet, ...]
+
+
+def _key(snippet: ContextSnippet) -> _SnippetKey:
+    return (snippet.path, snippet.start_line, snippet.text)
+
+
 class ContextRenderer:
     """Packs snippets into a token budget and writes them out; keeps token counts of the
-    snippets it has seen, since the same ones come back request after request."""
+    snippets it has seen, since the same ones come back request after request.
 
-    def __init__(self, tokenizer: Tokenizer, manifest: ModelManifest) -> None:
+    It also remembers, per document, the blocks it last wrote. The KV cache is reused up to
+    the first token that differs from the previous prompt, and the context comes first: a
+    cursor move that only reorders the snippets (a definition used near the cursor before and
+    not now changes layer) or adds one would otherwise cost the whole prompt's prefill. So the
+    blocks of the last render that are still wholly chosen keep their places at the front, and
+    only what comes after them is laid out afresh. With `hold`, the snippets shown last time
+    and still offered by the retriever (so their text is current) are also packed before new
+    ones, except the cursor's own (the definitions of the names next to it, a member list),
+    which come first: a move keeps the imported definitions and similar chunks it had."""
+
+    def __init__(self, tokenizer: Tokenizer, manifest: ModelManifest, *, hold: bool = True) -> None:
         self.tokenizer = tokenizer
         self.manifest = manifest
+        self.hold = hold
         self._counts: OrderedDict[str, int] = OrderedDict()
+        self._shown: OrderedDict[tuple[str, str, str, int], tuple[_Block, ...]] = OrderedDict()
+
+    def forget(self) -> None:
+        """Forget what was shown for every document: the next render of each is fresh."""
+        self._shown.clear()
 
     def _count_all(self, texts: list[str]) -> None:
         """Count the texts not seen yet in one batch (the tokenizer runs it in parallel)."""
@@ -942,7 +976,9 @@ class ContextRenderer:
     ) -> str:
         """The context text to put before the file: the best snippets that fit the budget,
         without the lines `hidden_line` flags; "" when nothing fits."""
+        memory = (current_path, framing, repo_name, budget_tokens)
         if not snippets or budget_tokens <= 0:
+            self._shown.pop(memory, None)
             return ""
         file_token = self.manifest.special_tokens.get(framing, "") if framing != "none" else ""
         repo_token = self.manifest.special_tokens.get("repo_name", "") if file_token else ""
@@ -950,16 +986,24 @@ class ContextRenderer:
         # Without the model's file token, the file's own text needs a path comment too, or
         # it would read as the end of the last context file.
         closing = "" if file_token or not current_path else _file_header(current_path, "")
-        self._count_all([s.text for s in snippets])
+        offered = [_shown_part(snippet, hidden_line) for snippet in snippets]  # best first
+        self._count_all([s.text for s in offered])
+        before = self._shown.get(memory, ()) if current_path else ()
+        if self.hold and before:
+            # The cursor's own (definitions of the names next to it, a member list) first;
+            # then what was shown before and is still offered, in the order it was shown,
+            # so that if the budget runs out, the end of the old context gives way, not its
+            # start; then the rest.
+            wanted = {_key(s): s for s in offered}
+            held = [wanted.get(key) for block in before for key in map(_key, block.snippets)]
+            own = [s for s in offered if s.layer >= LAYER_NEARBY]
+            offered = own + [s for s in held if s is not None] + offered
         used = sum(self.count(part) for part in (opening, closing) if part)
-        chosen: list[ContextSnippet] = []
+        chosen: dict[_SnippetKey, ContextSnippet] = {}
         headed: set[str] = set()
-        for snippet in snippets:  # best first
-            if hidden_line is not None:
-                lines = snippet.text.split("\n")
-                shown = [line for line in lines if not hidden_line(line)]
-                if len(shown) != len(lines):
-                    snippet = replace(snippet, text="\n".join(shown))
+        for snippet in offered:
+            if _key(snippet) in chosen:
+                continue
             cost = self.count(snippet.text) + 1
             if snippet.path in headed:
                 cost += _GAP_TOKENS
@@ -969,10 +1013,66 @@ class ContextRenderer:
                 continue  # a smaller one further down may still fit
             used += cost
             headed.add(snippet.path)
-            chosen.append(snippet)
+            chosen[_key(snippet)] = snippet
         if not chosen:
+            self._shown.pop(memory, None)
             return ""
-        return opening + "".join(_file_blocks(chosen, file_token)) + closing
+        blocks = _layout(before, chosen)
+        text = opening + "".join(_write_block(block, file_token) for block in blocks) + closing
+        while len(chosen) > 1 and _splits_a_file(blocks) and self.count(text) > budget_tokens:
+            # A file both in a kept block and among the new snippets has a second header,
+            # which the packing did not count: the last snippet packed gives way.
+            chosen.popitem()
+            blocks = _layout(before, chosen)
+            text = opening + "".join(_write_block(block, file_token) for block in blocks) + closing
+        if current_path:
+            self._shown[memory] = blocks
+            self._shown.move_to_end(memory)
+            while len(self._shown) > _DOCUMENTS_REMEMBERED:
+                self._shown.popitem(last=False)
+        return text
+
+
+def _shown_part(snippet: ContextSnippet, hidden_line: LineFilter | None) -> ContextSnippet:
+    if hidden_line is None:
+        return snippet
+    lines = snippet.text.split("\n")
+    shown = [line for line in lines if not hidden_line(line)]
+    return snippet if len(shown) == len(lines) else replace(snippet, text="\n".join(shown))
+
+
+def _layout(
+    before: Sequence[_Block], chosen: dict[_SnippetKey, ContextSnippet]
+) -> tuple[_Block, ...]:
+    """The previous render's blocks whose snippets are all still chosen, as long as they
+    run unbroken from the front, then the rest in the fresh order."""
+    kept: list[_Block] = []
+    placed: set[_SnippetKey] = set()
+    for block in before:
+        keys = [_key(s) for s in block.snippets]
+        if not all(key in chosen for key in keys):
+            break
+        kept.append(_Block(block.path, tuple(chosen[key] for key in keys)))
+        placed.update(keys)
+    rest = [snippet for key, snippet in chosen.items() if key not in placed]
+    return (*kept, *_fresh_blocks(rest))
+
+
+def _splits_a_file(blocks: Sequence[_Block]) -> bool:
+    return len({block.path for block in blocks}) < len(blocks)
+
+
+def _fresh_blocks(chosen: list[ContextSnippet]) -> list[_Block]:
+    """One block per file; files in order of their most stable snippet, then path; snippets
+    in file order. Nothing here depends on scores, so a snippet that stays chosen stays put."""
+    by_file: dict[str, list[ContextSnippet]] = {}
+    for snippet in chosen:
+        by_file.setdefault(snippet.path, []).append(snippet)
+    order = sorted(by_file, key=lambda path: (min(s.layer for s in by_file[path]), path))
+    return [
+        _Block(path, tuple(sorted(by_file[path], key=lambda s: (s.start_line, s.layer))))
+        for path in order
+    ]
 
 
 def _file_header(path: str, file_token: str) -> str:
@@ -981,20 +1081,11 @@ def _file_header(path: str, file_token: str) -> str:
     return f"{_comment(language_for_path(path))} {path}\n"
 
 
-def _file_blocks(chosen: list[ContextSnippet], file_token: str) -> Iterable[str]:
-    """One block per file; files in order of their most stable snippet, then path; snippets
-    in file order. Nothing here depends on scores, so a snippet that stays chosen stays put."""
-    by_file: dict[str, list[ContextSnippet]] = {}
-    for snippet in chosen:
-        by_file.setdefault(snippet.path, []).append(snippet)
-    order = sorted(by_file, key=lambda path: (min(s.layer for s in by_file[path]), path))
-    for path in order:
-        row = language_for_path(path)
-        parts = sorted(by_file[path], key=lambda s: (s.start_line, s.layer))
-        gap = f"\n{_comment(row)} ...\n"
-        body = gap.join(part.text.rstrip("\n") for part in parts)
-        separator = "" if file_token else "\n"
-        yield f"{_file_header(path, file_token)}{body}\n{separator}"
+def _write_block(block: _Block, file_token: str) -> str:
+    gap = f"\n{_comment(language_for_path(block.path))} ...\n"
+    body = gap.join(part.text.rstrip("\n") for part in block.snippets)
+    separator = "" if file_token else "\n"
+    return f"{_file_header(block.path, file_token)}{body}\n{separator}"
 
 
 def workspace_name(root: str) -> str:

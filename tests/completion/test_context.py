@@ -418,6 +418,70 @@ def test_the_prompt_puts_context_first_within_the_same_budget(renderer) -> None:
     assert small.prefix_chars_dropped <= alone.prefix_chars_dropped + len("value_399 = 399\n") * 16
 
 
+# -- what a cursor move keeps ------------------------------------------------------------
+
+
+def shown_at(renderer, snippets, budget: int = 120, path: str = "shop/checkout.py") -> str:
+    return renderer.render(
+        snippets, budget, framing="filename", repo_name="shop_project", current_path=path
+    )
+
+
+def relayered(layers: dict[str, int]) -> list[ContextSnippet]:
+    return [dataclasses.replace(s, layer=layers.get(s.path, s.layer)) for s in SNIPPETS]
+
+
+def test_a_cursor_move_that_reorders_the_context_keeps_it_as_it_was(renderer) -> None:
+    """At the next position other names are used near the cursor: the same snippets come
+    back in other layers. The prompt's start, and with it the KV cache, stays."""
+    renderer.forget()
+    before = shown_at(renderer, SNIPPETS)
+    moved = relayered({"shop/model.py": LAYER_NEARBY, "shop/money.py": LAYER_IMPORTED})
+    assert shown_at(renderer, moved) == before
+    # Laid out afresh, money.py would now come first.
+    renderer.forget()
+    assert shown_at(renderer, moved).index("shop/money.py") < before.index("shop/money.py")
+    # The memory is per document: another file's first render is laid out afresh.
+    renderer.forget()
+    shown_at(renderer, SNIPPETS)
+    assert shown_at(renderer, moved, path="shop/other.py") != before
+
+
+def test_a_new_snippet_goes_after_the_ones_already_shown(renderer) -> None:
+    renderer.forget()
+    before = shown_at(renderer, SNIPPETS, budget=200)
+    new = ContextSnippet("shop/basket.py", 0, "def basket_total(cart) -> int: ...", 20.0, 0)
+    after = shown_at(renderer, [new, *SNIPPETS], budget=200)
+    assert after.startswith(before) and "basket_total" in after[len(before) :]
+    assert renderer.count(after) <= 200
+    # Laid out afresh, basket.py (most stable layer, first path) would go first.
+    renderer.forget()
+    assert shown_at(renderer, [new, *SNIPPETS], budget=200).startswith(
+        "<repo_name>shop_project<filename>shop/basket.py"
+    )
+
+
+def test_snippets_shown_before_are_held_while_the_retriever_still_offers_them(
+    renderer,
+) -> None:
+    body = "def basket_total(cart) -> int:\n" + "    total = 0  # one step\n" * 6
+    new = ContextSnippet("shop/basket.py", 0, body + "    return total", 20.0, 0)
+    holding = ContextRenderer(renderer.tokenizer, renderer.manifest)
+    before = shown_at(holding, SNIPPETS)
+    # The budget is full: the new snippet, though it scores best, waits.
+    assert shown_at(holding, [new, *SNIPPETS]) == before
+    # Without holding it takes the place of what scores less.
+    fresh = ContextRenderer(renderer.tokenizer, renderer.manifest, hold=False)
+    shown_at(fresh, SNIPPETS)
+    assert "basket_total" in shown_at(fresh, [new, *SNIPPETS])
+    # A snippet no longer offered (its file changed, or it is no longer relevant) goes, and
+    # what is freed goes to the new one.
+    gone = [s for s in SNIPPETS if s.text.startswith("class Item")]
+    after = shown_at(holding, [new, *gone])
+    assert "class Cart" not in after and "format_cents" not in after
+    assert "class Item" in after and "basket_total" in after
+
+
 def test_the_pipeline_shows_the_model_the_context(model_dir: Path, workspace) -> None:
     root, index = workspace
     request = request_at(
@@ -451,3 +515,76 @@ def test_names_near_the_cursor_come_in_source_order() -> None:
     plain = [(name, row) for name, row, qualifier in runs[0] if not qualifier]
     assert [row for _, row in plain] == sorted(row for _, row in plain)
     assert plain[:4] == [("value_0", 0), ("helper_0", 0), ("item", 0), ("other_0", 0)]
+
+
+CHECKOUT_PY = (
+    "from .model import Item, make_cart\nfrom .money import format_cents\n\n\n"
+    "def checkout(skus):\n    cart = make_cart(*[Item(s, 100) for s in skus])\n    return cart\n"
+    + "".join(f"\n\ndef step_{n}(value):\n    return value + {n}\n" for n in range(12))
+    + "\n\ndef receipt(cart):\n    total = cart.total_cents()\n    return format_cents(total)\n"
+)
+
+
+def test_a_cursor_move_in_the_file_reuses_the_cached_context(model_dir: Path, workspace) -> None:
+    """From the line that uses `make_cart` to the one that uses `format_cents`: the names
+    used near the cursor change, the retrieved snippets change layers, and the context,
+    first in the prompt, still comes from the KV cache."""
+    root, index = workspace
+    write(root, "shop/checkout.py", CHECKOUT_PY)
+    index_file(index, root, "shop/checkout.py")
+    lines = CHECKOUT_PY.split("\n")
+    first, second = (
+        next(number for number, line in enumerate(lines) if name in line)
+        for name in ("make_cart(*", "format_cents(total)")
+    )
+    at_first = CompletionRequest(
+        CHECKOUT_PY,
+        Position(first, len(lines[first])),
+        path="shop/checkout.py",
+        language_id="python",
+        repo_name="shop_project",
+    )
+    at_second = dataclasses.replace(at_first, position=Position(second, len(lines[second])))
+    retriever = ContextRetriever(index)
+    before, after = retriever.retrieve(at_first), retriever.retrieve(at_second)
+    assert {s.text: s.layer for s in before} != {s.text: s.layer for s in after}
+    pipeline = CompletionPipeline.load(model_dir)
+
+    def reused_after_the_move(remembered: bool) -> tuple[int, int]:
+        pipeline.engine.rewind(0)
+        pipeline.context_renderer.forget()
+        pipeline.complete(dataclasses.replace(at_first, context=before))
+        context = pipeline.context_renderer.count(
+            pipeline.context_renderer.render(
+                before,
+                PromptBudget().context_tokens,
+                repo_name="shop_project",
+                current_path="shop/checkout.py",
+            )
+        )
+        if not remembered:
+            pipeline.context_renderer.forget()
+        moved = pipeline.complete(dataclasses.replace(at_second, context=after))
+        return moved.stats.reused_tokens, context
+
+    reused, context = reused_after_the_move(remembered=True)
+    assert context > 20 and reused >= context
+    # Laid out afresh, the context's first file changes, and little of the cache is used.
+    fresh, _ = reused_after_the_move(remembered=False)
+    assert fresh < context
+
+
+def test_a_new_snippet_of_a_file_already_shown_gets_a_block_of_its_own(renderer) -> None:
+    renderer.forget()
+    item, cart = SNIPPETS[2], SNIPPETS[0]
+    before = shown_at(renderer, [item, SNIPPETS[1]], budget=90)
+    after = shown_at(renderer, [cart, item, SNIPPETS[1]], budget=90)
+    # Inserted into model.py's block, Cart would change the text right after Item.
+    assert after.startswith(before) and after.count("<filename>shop/model.py") == 2
+    assert renderer.count(after) <= 90
+    for budget in range(40, 90):  # the second header is paid for, whatever the budget
+        renderer.forget()
+        shown_at(renderer, [item, SNIPPETS[1]], budget=budget)
+        assert (
+            renderer.count(shown_at(renderer, [cart, item, SNIPPETS[1]], budget=budget)) <= budget
+        )

@@ -11,8 +11,10 @@ of which the context may take up to 384, leaving what it does not use to the pre
 file imports are open, as an editor's tabs would be, so similar chunks from them can be
 chosen), `context-comments` (context framed by path comments instead of the model's
 `<filename>` token, for the file too), `context-192` (at most 192 tokens of context),
-`context-moved` (the cursor was 20 lines away in the same file before, and the context shown
-there is held where it is still offered: what an editor's user gets after a cursor move).
+`context-moved` (the cursor was 20 lines away in the same file before: the context shown
+there is held where it is still offered, and the prefix starts where it started there while
+that serves, as for an editor's user after a cursor move), `context-moved-up` (the same from
+20 lines below).
 
 Reported per arm: exact match of the rest of the line, edit similarity (difflib ratio),
 whether the cross-file symbol was produced at all, median latency (cold: the KV cache is
@@ -60,7 +62,7 @@ class Arm:
     open_imports: bool = False
     framing: str = "filename"
     context_tokens: int = PromptBudget().context_tokens
-    # Lines from the case to where the cursor was before (0: nowhere in this file before).
+    # Lines above the case where the cursor was before (below if negative; 0: nowhere).
     moved_from: int = 0
 
 
@@ -71,6 +73,7 @@ ARMS = {
     "context-comments": Arm(framing="none"),
     "context-192": Arm(context_tokens=192),
     "context-moved": Arm(moved_from=20),
+    "context-moved-up": Arm(moved_from=-20),
 }
 MIN_TARGET_CHARS = 4
 MAX_TARGET_CHARS = 80
@@ -267,6 +270,9 @@ def run_arm(
 ) -> dict:
     arm = ARMS[name]
     retrieval_ms = 0.0
+    # Nothing remembered from another arm's prompt for this file.
+    pipeline.context_renderer.forget()
+    pipeline.prefix_cuts.forget()
     pipeline.settings = PipelineSettings(
         framing=arm.framing,
         budget=dataclasses.replace(PromptBudget(), context_tokens=arm.context_tokens),
@@ -277,16 +283,11 @@ def run_arm(
         if arm.open_imports:
             for relative in imported_files(index, case.path):
                 index.document_changed(root / relative, (root / relative).read_text())
-        pipeline.context_renderer.forget()
         if arm.moved_from:
+            # The earlier position's prompt, as the server would have built it there.
             earlier = moved_request(request, arm.moved_from)
-            pipeline.context_renderer.render(
-                retriever.retrieve(earlier),
-                arm.context_tokens,
-                framing=arm.framing,
-                repo_name=earlier.repo_name,
-                current_path=earlier.path,
-            )
+            earlier = dataclasses.replace(earlier, context=retriever.retrieve(earlier))
+            pipeline.warm(earlier, lambda: False)
         started = time.perf_counter()
         context = retriever.retrieve(request)
         retrieval_ms = (time.perf_counter() - started) * 1000
@@ -307,12 +308,12 @@ def run_arm(
 
 
 def moved_request(request: CompletionRequest, lines: int) -> CompletionRequest:
-    """The same document with the cursor at the end of the line `lines` above (below, near
-    the top of the file)."""
+    """The same document with the cursor at the end of the line `lines` above (below if
+    negative; the other way where the file ends first)."""
     document = request.text.split("\n")
     line = request.position.line - lines
-    if line < 0:
-        line = min(request.position.line + lines, len(document) - 1)
+    if not 0 <= line < len(document):
+        line = min(max(request.position.line + lines, 0), len(document) - 1)
     return dataclasses.replace(request, position=Position(line, code_units(document[line])))
 
 

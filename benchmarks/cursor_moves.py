@@ -2,7 +2,8 @@
 repository context is laid out after the move.
 
 Walks through files of a repository (by default this one, at HEAD, extracted and indexed in a
-temporary folder): the cursor lands at the end of a line, then moves 1, 3, 10, 30 or 100
+temporary folder): the cursor lands at the end of a line where the pipeline would run the
+model (its mode there is not "none"), then moves 1, 3, 10, 30 or 100
 lines up or down, four times; each position is one completion by the real pipeline (default
 model, its KV cache kept from one request to the next, as in the server), with the real
 retriever's context. Arms, interleaved walk by walk and each starting from an empty cache:
@@ -12,7 +13,10 @@ retriever's context. Arms, interleaved walk by walk and each starting from an em
 - `order`: the blocks of the previous render kept at the front while all their snippets are
   still chosen; what is chosen is decided by score alone, as in `fresh`;
 - `hold`: as `order`, and the snippets shown before and still offered by the retriever are
-  packed before new ones other than the cursor's own (the default).
+  packed before new ones other than the cursor's own;
+- `window`: as `hold`, and the file's prefix starts where the previous prompt's did while the
+  prefix after it fits the budget and fills at least half of it (`completion.prompt`:
+  `KEPT_CUT_MIN_FILL`, `RECUT_SLACK`); the default.
 
 Reported per arm over the moves (a walk's first request is cold and left out): prompt and
 prefilled tokens, prefill and total milliseconds (medians, and the median of each move's
@@ -31,14 +35,17 @@ import tempfile
 from pathlib import Path
 
 from completion.context import ContextRetriever
+from completion.cursor import split_at
+from completion.languages import language_for
 from completion.pipeline import CompletionPipeline, PipelineSettings
 from completion.positions import code_units
 from completion.request import CompletionRequest, Position
+from completion.syntax import cursor_mode
 from indexer.index import IndexOptions, WorkspaceIndex
 from onnx_models.install import ensure_model
 
 REPO = Path(__file__).resolve().parent.parent
-ARMS = ("fresh", "order", "hold")
+ARMS = ("fresh", "order", "hold", "window")
 DISTANCES = (1, 3, 10, 30, 100)
 MOVES = 4
 
@@ -50,6 +57,12 @@ class Walk:
     lines: tuple[int, ...]
 
 
+def completes_at(text: str, line: int, column: int) -> bool:
+    """Whether the pipeline runs the model there (its mode is not "none")."""
+    ctx = split_at(text, Position(line, column))
+    return cursor_mode(language_for("python", ""), ctx).mode != "none"
+
+
 def walks(root: Path, paths: list[str], count: int, seed: int) -> list[Walk]:
     rng = random.Random(seed)
     chosen: list[Walk] = []
@@ -57,7 +70,11 @@ def walks(root: Path, paths: list[str], count: int, seed: int) -> list[Walk]:
         path = rng.choice(paths)
         text = (root / path).read_text(encoding="utf-8", errors="replace")
         lines = text.split("\n")
-        usable = [n for n, line in enumerate(lines) if line.strip()]
+        usable = [
+            n
+            for n, line in enumerate(lines)
+            if line.strip() and completes_at(text, n, code_units(line))
+        ]
         if len(usable) < 20:
             continue
         seq = [rng.choice(usable)]
@@ -72,14 +89,17 @@ def run_walk(
     walk: Walk, arm: str, pipeline: CompletionPipeline, retriever: ContextRetriever, repo: str
 ) -> list[dict]:
     renderer = pipeline.context_renderer
-    renderer.hold = arm == "hold"
+    renderer.hold = arm in ("hold", "window")
     renderer.forget()
+    pipeline.prefix_cuts.forget()
     pipeline.engine.rewind(0)
     lines = walk.text.split("\n")
     rows = []
     for line in walk.lines:
         if arm == "fresh":
             renderer.forget()
+        if arm != "window":
+            pipeline.prefix_cuts.forget()
         request = CompletionRequest(
             walk.text,
             Position(line, code_units(lines[line])),
@@ -157,10 +177,22 @@ def report(results: dict[str, list[dict]]) -> None:
             f"| {statistics.median(ratios):.2f} | {differ} |"
         )
     for arm, rows in results.items():
-        print(
+        line = (
             f"{arm}: mean prefill {statistics.mean(r['prefill_ms'] for r in rows):.0f} ms, "
             f"mean total {statistics.mean(r['total_ms'] for r in rows):.0f} ms"
         )
+        # The moves where the layout mattered: this arm prefilled fewer tokens than fresh.
+        pairs = [(r, b) for r, b in zip(rows, base, strict=True) if r["prefilled"] < b["prefilled"]]
+        if pairs:
+            line += (
+                f"; {len(pairs)} moves prefilled less than fresh: "
+                f"{statistics.median(b['prefilled'] for _, b in pairs):.0f} -> "
+                f"{statistics.median(r['prefilled'] for r, _ in pairs):.0f} tokens, total "
+                f"{statistics.median(b['total_ms'] for _, b in pairs):.0f} -> "
+                f"{statistics.median(r['total_ms'] for r, _ in pairs):.0f} ms (medians), "
+                f"{statistics.median(r['total_ms'] / b['total_ms'] for r, b in pairs):.2f}x paired"
+            )
+        print(line)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from completion.cursor import CursorContext, split_at
 from completion.languages import CompletionLanguage, language_for
 from completion.positions import UTF16, code_units
 from completion.postprocess import Suggestion, postprocess
-from completion.prompt import PromptBudget, build_prompt
+from completion.prompt import PrefixCuts, PromptBudget, build_prompt
 from completion.remote_backend import RemoteBackendError
 from completion.request import CompletionRequest, CompletionResult, CompletionStats, Position
 from completion.secrets import MASK, SecretFilter, is_secret_file
@@ -149,6 +149,7 @@ class CompletionPipeline:
         self.tokenizer = engine.tokenizer
         self.healer = TokenHealer.for_tokenizer(self.tokenizer)
         self.context_renderer = ContextRenderer(self.tokenizer, self.manifest)
+        self.prefix_cuts = PrefixCuts()
         stop_ids = set(self.manifest.eos_token_ids)
         for token in self.manifest.stop_tokens:
             token_id = self.tokenizer.token_to_id(token)
@@ -318,7 +319,9 @@ class CompletionPipeline:
             budget=self.settings.budget,
             framing=self.settings.framing,
             repo_context=repo_context,
+            previous_cut=self.prefix_cuts.get(request.path),
         )
+        self.prefix_cuts.remember(request.path, prompt.cut_line)
         # The model never sees a credential: the prompt is masked as a whole, so only what the
         # token budget kept is scanned (its lines are cached: a keystroke rescans one line).
         prompt_text = self.secrets.mask(prompt.text)

@@ -54,6 +54,27 @@ def test_second_keystroke_reuses_the_cache(pipeline: CompletionPipeline) -> None
     assert again.stats.reused_tokens >= again.stats.prompt_tokens - 3
 
 
+def test_a_cursor_move_up_a_long_file_reuses_the_cached_prompt(
+    pipeline: CompletionPipeline,
+) -> None:
+    """The prompt keeps the file's prefix from where the previous prompt started it, so a
+    move up the file needs no prefill beyond the healed tail."""
+    lines = [f"def step_{n}(value):\n    return value * {n} + {n % 7}\n" for n in range(200)]
+    text = "".join(lines)
+    rows = text.split("\n")
+    down, up = (Position(row, len(rows[row]) - 3) for row in (371, 341))  # before " + n"
+    pipeline.prefix_cuts.forget()
+    first = pipeline.complete(CompletionRequest(text, down, path="steps.py"))
+    assert first.stats.prompt_tokens > 800  # the prefix was cut to the budget
+    moved = pipeline.complete(CompletionRequest(text, up, path="steps.py"))
+    assert moved.stats.reused_tokens >= moved.stats.prompt_tokens - 3
+    # Cut afresh, the prefix would start higher up the file and be prefilled again.
+    pipeline.complete(CompletionRequest(text, down, path="other.py"))
+    pipeline.prefix_cuts.forget()
+    fresh = pipeline.complete(CompletionRequest(text, up, path="other.py"))
+    assert fresh.stats.reused_tokens < 20
+
+
 def test_candidates_after_the_first_run_no_pass_for_the_prompt(
     pipeline: CompletionPipeline,
 ) -> None:

@@ -15,7 +15,7 @@ retriever's context. Arms, interleaved walk by walk and each starting from an em
 - `hold`: as `order`, and the snippets shown before and still offered by the retriever are
   packed before new ones other than the cursor's own;
 - `window`: as `hold`, and the file's prefix starts where the previous prompt's did while the
-  prefix after it fits the budget and fills at least half of it (`completion.prompt`:
+  prefix after it fits the budget and fills at least three quarters of it (`completion.prompt`:
   `KEPT_CUT_MIN_FILL`, `RECUT_SLACK`); the default.
 
 Reported per arm over the moves (a walk's first request is cold and left out): prompt and

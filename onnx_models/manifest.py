@@ -60,6 +60,8 @@ class ModelManifest:
     fim: FimSpec | None = None
     stop_tokens: tuple[str, ...] = ()
     graph_file: str = "model.onnx"
+    # The graph for short passes (GraphOptions.step_accuracy_level), on graph_file's weights.
+    step_graph_file: str | None = None
     tokenizer_file: str = "tokenizer.json"
     source: dict[str, str] = field(default_factory=dict)
     manifest_version: int = MANIFEST_VERSION
@@ -101,6 +103,7 @@ class ModelManifest:
                 fim=fim,
                 stop_tokens=tuple(raw.get("stop_tokens", ())),
                 graph_file=raw.get("graph_file", "model.onnx"),
+                step_graph_file=raw.get("step_graph_file"),
                 tokenizer_file=raw.get("tokenizer_file", "tokenizer.json"),
                 source=dict(raw.get("source", {})),
                 manifest_version=raw["manifest_version"],

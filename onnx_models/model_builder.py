@@ -19,13 +19,14 @@ from onnx_models import kv_calibration
 from onnx_models.adapter import AdaptedWeights, Adapter, adapt_manifest, write_adapted_tokenizer
 from onnx_models.decoder_weights import DecoderWeights
 from onnx_models.gguf_weights import GgufWeights
-from onnx_models.graph_builder import GraphOptions, build_decoder, save_model
+from onnx_models.graph_builder import GraphOptions, build_decoder, save_model, save_step_graph
 from onnx_models.manifest import ModelManifest
 from onnx_models.progress import ProgressCallback, silent
 from onnx_models.special_tokens import context_tokens, fim_spec
 from onnx_models.tokenizer_builder import build_tokenizer
 
 CONTROL_TOKEN_TYPE = 3
+STEP_GRAPH_FILE = "step.onnx"
 
 
 def _control_tokens(weights: GgufWeights) -> dict[str, int]:
@@ -139,6 +140,10 @@ def _write_graph(
     )
     progress("saving graph", 0, 0)
     save_model(model, folder / "model.onnx")
+    if options.step_accuracy_level is not None:
+        save_step_graph(
+            folder / "model.onnx", folder / STEP_GRAPH_FILE, options.step_accuracy_level
+        )
 
 
 def write_model_folder(
@@ -172,6 +177,8 @@ def write_model_folder(
             progress("calibrating the int8 KV cache", 1, 1)
             built = replace(built, kv=replace(built.kv, dtype="int8"))
         _write_graph(weights, staging, options, progress, quantized=quantized, kv_scales=kv_scales)
+        if options.step_accuracy_level is not None:
+            built = replace(built, step_graph_file=STEP_GRAPH_FILE)
         built.save(staging)
         if out_dir.exists():
             shutil.rmtree(out_dir)

@@ -69,9 +69,11 @@ class EngineSlots:
 
     @staticmethod
     def _share(engine: Engine) -> Engine:
-        # Engine's constructor takes a session: a second one over the same session gets its
-        # own KV cache and IO binding, and no second copy of the weights.
-        return Engine(engine.model_dir, engine.manifest, engine.session, engine.tokenizer)
+        # Engine's constructor takes the sessions: a second one over the same sessions gets its
+        # own KV cache and IO bindings, and no second copy of the weights.
+        return Engine(
+            engine.model_dir, engine.manifest, engine.session, engine.tokenizer, engine.step_session
+        )
 
     @property
     def in_use(self) -> int:

@@ -78,7 +78,7 @@ class GraphOptions:
     # cache's memory and of the bytes attention reads per token.
     kv_cache: str = "fp32"
     # A second graph over the same weights file for short passes (decode steps, a keystroke's
-    # new tokens, verification: Engine.STEP_ROWS), its 4-bit blocks at this accuracy level.
+    # new tokens, verification: engine.STEP_ROWS), its 4-bit blocks at this accuracy level.
     # MatMulNBits' one-row kernels with int8 activations are 2.2x faster than float32 ones on
     # an AVX2 CPU and 1.1x on an AVX-512 one, while its many-row float32 kernels prefill faster
     # (benchmarks/README.md, "Two graphs"). None: one graph for every pass.

@@ -158,9 +158,9 @@ class Engine:
         # One IO binding per graph, bound to the same buffers: a pass of at most STEP_ROWS
         # tokens runs the step graph where there is one, a longer one the prefill graph, both
         # reading and writing the same KV cache.
-        self._binding = session.io_binding()
-        self._step_binding = step_session.io_binding() if step_session else self._binding
-        self._bindings = [self._binding] + ([self._step_binding] if step_session else [])
+        self._pass = (session, session.io_binding())
+        self._step_pass = (step_session, step_session.io_binding()) if step_session else self._pass
+        self._bindings = [self._pass[1]] + ([self._step_pass[1]] if step_session else [])
         self._bind_scalars()
         self._bind_cache()
 
@@ -281,8 +281,7 @@ class Engine:
             self._bind_cache()
         if logits_for != self._logits.shape[1]:
             self._bind_logits(logits_for)
-        short = len(token_ids) <= STEP_ROWS
-        b = self._step_binding if short else self._binding
+        session, b = self._step_pass if len(token_ids) <= STEP_ROWS else self._pass
         if len(token_ids) == 1:
             self._one_token[0, 0] = token_ids[0]
             b.bind_cpu_input("input_ids", self._one_token)
@@ -294,7 +293,6 @@ class Engine:
             for past, present in self.kv.pairs():
                 b.bind_ortvalue_input(past, self.kv.values[past])
                 b.bind_output(present, self.device)  # a new, longer tensor each call
-        session = self.step_session if short and self.step_session else self.session
         session.run_with_iobinding(b)
         if not self.kv.shared:
             # Outputs come back in binding order: logits, then the presents.

@@ -140,10 +140,6 @@ def _write_graph(
     )
     progress("saving graph", 0, 0)
     save_model(model, folder / "model.onnx")
-    if options.step_accuracy_level is not None:
-        save_step_graph(
-            folder / "model.onnx", folder / STEP_GRAPH_FILE, options.step_accuracy_level
-        )
 
 
 def write_model_folder(
@@ -178,6 +174,10 @@ def write_model_folder(
             built = replace(built, kv=replace(built.kv, dtype="int8"))
         _write_graph(weights, staging, options, progress, quantized=quantized, kv_scales=kv_scales)
         if options.step_accuracy_level is not None:
+            # Written from the final graph only (not the int8 cache's calibration graph).
+            save_step_graph(
+                staging / "model.onnx", staging / STEP_GRAPH_FILE, options.step_accuracy_level
+            )
             built = replace(built, step_graph_file=STEP_GRAPH_FILE)
         built.save(staging)
         if out_dir.exists():

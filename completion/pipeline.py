@@ -269,12 +269,12 @@ class CompletionPipeline:
             ids = prepared.healed.prompt_ids
             if len(ids) >= self.engine.manifest.context_length:
                 return  # `complete` reports it
-            if self.settings.speculate and self.healer.constraint(prepared.healed).allowed_prefix(
+            if self.healer.constraint(prepared.healed).allowed_prefix(
                 self.engine.continuation(list(ids))[:1]
             ):
-                # The previous suggestion's tokens after this prompt are still cached, and the
-                # generation can use them: it verifies them in the prompt's own pass, where a
-                # prefill now would drop them.
+                # The previous suggestion's tokens after this prompt are still cached with the
+                # logits they were chosen from, and the generation can choose them again
+                # without a pass, where a prefill now would drop them.
                 self._warmed = (request, prepared, None)
                 return
             try:

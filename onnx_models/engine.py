@@ -19,6 +19,7 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from onnx_models.kv_cache import ConcatKvCache, KvCache, common_prefix_length
+from onnx_models.logit_rows import LogitRows
 from onnx_models.manifest import ManifestError, ModelManifest
 from onnx_models.prompt_lookup import PromptLookup
 from onnx_models.sampling import TokenPicker, greedy
@@ -48,8 +49,8 @@ class Generation:
     prefill: PrefillStats
     decode_ms: float
     forward_passes: int = 0  # decode passes; fewer than tokens when drafts were accepted
-    # Tokens the cache still held after the prompt (the previous generation's), verified as a
-    # draft in the prompt's own forward pass.
+    # Tokens the cache still held after the prompt (the previous generation's), offered again
+    # with the logits rows they were chosen from: no pass for those that are chosen again.
     continued_tokens: int = 0
 
 
@@ -57,17 +58,12 @@ class Generation:
 # quantised matmuls want many rows. Measured (1,024-token cold prefill, benchmarks/README.md):
 # 256 beat 128, 512 and 1,024 with a float cache; int8's dequantising attention wants 128.
 PREFILL_CHUNK = {"float32": 256, "int8": 128}
-# The most tokens of a previous generation verified as the first draft: it costs a wider first
-# pass, and a suggestion rarely needs more.
-MAX_CONTINUATION = 32
-# Logits buffers of up to this many rows stay allocated for reuse: a decode step's, and one per
-# prompt-lookup draft length (up to 8 tokens and the one before them). A wider one (a continued
-# draft: 196 KB a row for a 49k vocabulary) is kept only until the next wider pass.
-KEPT_LOGIT_ROWS = 9
+# Logits rows kept to choose from again (logit_rows.py): the LSP's 64-token suggestion and its
+# prompt's row, with a few to spare; 196 KB each for a 49k vocabulary.
+KEPT_ROWS = 72
 # Passes of at most this many tokens run the step graph where the model has one: one-row
-# decode steps, a keystroke's few new tokens, prompt-lookup verification (up to 9 rows). The
-# step graph's int8-activation kernels were faster up to 16 rows and slower from 32 on an AVX2
-# CPU (benchmarks/README.md, "Two graphs").
+# decode steps and a keystroke's few new tokens. The step graph's int8-activation kernels were
+# faster up to 16 rows and slower from 32 on an AVX2 CPU (benchmarks/README.md, "Two graphs").
 STEP_ROWS = 16
 # The manifest's KV dtype and the graph's cache input type (onnxruntime's spelling).
 CACHE_TYPES = {"float32": "tensor(float)", "int8": "tensor(int8)"}
@@ -142,15 +138,9 @@ class Engine:
         # Preallocated, bound once: a decode step only writes into these arrays in place.
         self._logit_buffers: dict[int, tuple[np.ndarray, ort.OrtValue]] = {}
         self._logits = self._logits_buffer(1)
-        # How many cached tokens the last row of `_logits` follows: a prompt the cache already
-        # holds whole, up to that row, needs no forward pass at all.
-        self._logits_after: int | None = None
-        # The logits after the first `_kept_after` cached tokens, kept from the last prompt's
-        # pass: a request for the same prompt once the cache holds a generation after it (token
-        # healing takes a typed character off again) needs no forward pass. A rewind below
-        # `_kept_after` forgets them.
-        self._kept_logits = np.zeros(manifest.vocab_size, dtype=np.float32)
-        self._kept_after: int | None = None
+        # Every pass's logits rows, by the cached tokens they follow: a prompt the cache holds
+        # whole, and the generation after it, are chosen from again without a pass.
+        self._rows = LogitRows(manifest.vocab_size, KEPT_ROWS)
         self._one_token = np.zeros((1, 1), dtype=np.int64)
         self._seqlens = np.zeros(1, dtype=np.int32)
         self._total = np.zeros((), dtype=np.int32)
@@ -225,26 +215,21 @@ class Engine:
     @property
     def logits(self) -> np.ndarray:
         """Logits after the last token in the cache (a view; copy it to keep it)."""
-        return self._logits[0, -1]
+        row = self._rows.get(len(self.kv.tokens))
+        if row is None:
+            raise RuntimeError("no logits after the cached tokens: prefill a prompt first")
+        return row
 
     def _logits_buffer(self, positions: int) -> np.ndarray:
+        # One per width: a decode step's, and one per prompt-lookup draft length.
         if positions not in self._logit_buffers:
-            if positions > KEPT_LOGIT_ROWS:
-                # A wider buffer replaces the last wide one; the caller rebinds at once.
-                for wide in [n for n in self._logit_buffers if n > KEPT_LOGIT_ROWS]:
-                    del self._logit_buffers[wide]
             array = np.zeros((1, positions, self.manifest.vocab_size), dtype=np.float32)
             self._logit_buffers[positions] = (array, ort.OrtValue.ortvalue_from_numpy(array))
         return self._logit_buffers[positions][0]
 
     def rewind(self, length: int) -> None:
-        if self._kept_after is not None and length < self._kept_after:
-            self._kept_after = None
+        self._rows.forget_above(length)
         self.kv.rewind(length)
-
-    def _keep_prompt_logits(self, length: int, row: np.ndarray) -> None:
-        np.copyto(self._kept_logits, row)
-        self._kept_after = length
 
     def _bind_scalars(self) -> None:
         for name, array in (
@@ -301,7 +286,9 @@ class Engine:
                 {past: value for (past, _), value in zip(self.kv.pairs(), outputs, strict=True)}
             )
         self.kv.tokens.extend(token_ids)
-        self._logits_after = len(self.kv.tokens)
+        first = len(self.kv.tokens) - logits_for + 1
+        for r in range(logits_for):
+            self._rows.put(first + r, self._logits[0, r])
 
     def prefill(
         self,
@@ -321,16 +308,10 @@ class Engine:
             )
         t0 = time.perf_counter()
         common = common_prefix_length(self.kv.tokens, prompt_ids)
-        if common == len(prompt_ids) == len(self.kv.tokens) == self._logits_after:
-            # Prefilled already (`warm` before a debounce): the logits are this prompt's.
-            return PrefillStats(common, 0, (time.perf_counter() - t0) * 1000)
-        if common == len(prompt_ids) == self._kept_after:
-            # Held whole with more after it, and its logits kept: drop the rest, no pass.
+        if common == len(prompt_ids) and self._rows.get(common) is not None:
+            # Held whole with its logits (prefilled while the editor's debounce ran, or a
+            # generation after it that token healing asks again for): drop the rest, no pass.
             self.rewind(common)
-            if self._logits.shape[1] != 1:
-                self._bind_logits(1)
-            self._logits[0, -1] = self._kept_logits
-            self._logits_after = common
             return PrefillStats(common, 0, (time.perf_counter() - t0) * 1000)
         # Keep at least one token to run so the logits belong to this prompt.
         reused = min(common, len(prompt_ids) - 1)
@@ -341,7 +322,6 @@ class Engine:
             if cancelled():
                 raise GenerationCancelled
             self._forward(rest[i : i + chunk])
-        self._keep_prompt_logits(len(prompt_ids), self.logits)
         stats = PrefillStats(reused, len(rest), (time.perf_counter() - t0) * 1000)
         log.debug("prefill: reused %d, prefilled %d, %.1f ms", *vars(stats).values())
         return stats
@@ -366,12 +346,15 @@ class Engine:
         """Decode after `prompt_ids`.
 
         `on_token(id)` returning True stops (the token is kept); `cancelled()` is checked
-        between steps and raises GenerationCancelled. `speculate` verifies prompt-lookup drafts
-        (from `lookup_context`, default the prompt) in one forward pass; only for a
-        deterministic `pick`. Where the cache holds the prompt and more after it, those tokens
-        are the first draft, verified in the prompt's own pass. `draft_filter` keeps the
-        leading tokens of a draft that `pick` could choose (e.g. under a constraint), so none
-        is verified in vain. Stops that read text (line ends, a wall-clock budget) live in the
+        between steps and raises GenerationCancelled. Where the cache holds the prompt and a
+        generation after it, its tokens are chosen again from the logits rows they were chosen
+        from, without a pass for those `pick` chooses again (`continuation`). `speculate`
+        verifies prompt-lookup drafts (from `lookup_context`, default the prompt) in one
+        forward pass, for a deterministic `pick` only, and only where every pass runs one
+        graph: a step graph's int8 kernels give a many-row pass other logits than one-row
+        steps, so verified drafts would change the tokens. `draft_filter` keeps the leading
+        tokens of a draft that `pick` could choose (e.g. under a constraint), so none is
+        verified in vain. Stops that read text (line ends, a wall-clock budget) live in the
         caller's `on_token`.
         """
         stops = (
@@ -379,19 +362,22 @@ class Engine:
         )
         if cancelled():
             raise GenerationCancelled
-        continued = (
-            self._continue_cached(prompt_ids, max_new_tokens, draft_filter) if speculate else None
-        )
-        if continued is None:
-            prefill, draft = self.prefill(prompt_ids, cancelled=cancelled), []
+        n = len(prompt_ids)
+        draft = self.continuation(prompt_ids)[:max_new_tokens]
+        continued = len(draft)
+        if draft:
+            self.rewind(n + len(draft))  # past its last kept row a cached token is a guess
+            prefill = PrefillStats(n, 0, 0.0)
+            log.debug("prefill: none, %d cached tokens offered with their rows", len(draft))
         else:
-            prefill, draft = continued
+            prefill = self.prefill(prompt_ids, cancelled=cancelled)
         t0 = time.perf_counter()
-        lookup = PromptLookup(lookup_context or prompt_ids) if speculate else None
+        drafts = speculate and self.step_session is None
+        lookup = PromptLookup(lookup_context or prompt_ids) if drafts else None
         out: list[int] = []
         forward_passes = 0
         # Logits rows not yet consumed, and the draft tokens they were computed after.
-        rows = [self._logits[0, j] for j in range(len(draft) + 1)] if draft else [self.logits]
+        rows = self._rows.span(n, len(draft) + 1)
         reason = ""
         while not reason:
             if cancelled():
@@ -435,41 +421,19 @@ class Engine:
             prefill,
             (time.perf_counter() - t0) * 1000,
             forward_passes=forward_passes,
-            continued_tokens=len(continued[1]) if continued else 0,
+            continued_tokens=continued,
         )
 
     def continuation(self, prompt_ids: list[int]) -> list[int]:
         """The tokens the cache holds after the (non-empty) prompt, when it holds the prompt
-        whole: what `generate(speculate=True)` verifies as its first draft (a prefill first
-        would drop them). Empty when the cache holds nothing after the prompt."""
+        whole, that `generate` can choose again without a pass: those whose logits rows it
+        kept (a previous generation's, which went on from this prompt or a shorter one)."""
         held, n = self.kv.tokens, len(prompt_ids)
-        if 0 < n < len(held) and common_prefix_length(held, prompt_ids) == n:
-            return held[n:]
-        return []
-
-    def _continue_cached(
-        self,
-        prompt_ids: list[int],
-        max_new_tokens: int,
-        draft_filter: Callable[[list[int]], list[int]],
-    ) -> tuple[PrefillStats, list[int]] | None:
-        """When the cache holds the prompt and more after it (the previous request generated
-        past where this prompt ends: the user typed the start of the suggestion), run the
-        prompt's last token with those cached tokens as a draft, in one forward pass. Greedy
-        decoding from the longer prompt repeats them, so they are usually all accepted.
-        Returns (stats, draft), or None where the cache holds no usable draft."""
-        n = len(prompt_ids)
-        limit = min(max_new_tokens, MAX_CONTINUATION, self.manifest.context_length - n - 2)
-        draft = draft_filter(self.continuation(prompt_ids)[: max(limit, 0)])
-        if not draft:
-            return None
-        t0 = time.perf_counter()
-        self.rewind(n - 1)
-        self._forward([prompt_ids[-1], *draft], logits_for=len(draft) + 1)
-        self._keep_prompt_logits(n, self._logits[0, 0])
-        stats = PrefillStats(n - 1, 1, (time.perf_counter() - t0) * 1000)
-        log.debug("prefill: reused %d, 1 token and %d cached ones as a draft", n - 1, len(draft))
-        return stats, draft
+        if not 0 < n < len(held) or self._rows.get(n) is None:
+            return []
+        if common_prefix_length(held, prompt_ids) != n:
+            return []
+        return held[n : n + self._rows.run(n, len(held) - n)]
 
 
 def _providers() -> list[str]:

@@ -106,7 +106,7 @@ class JobOutcome:
     queue_ms: float
     prefill_ms: float
     decode_ms: float
-    continued_tokens: int = 0  # the client's previous suggestion, verified from the cache
+    continued_tokens: int = 0  # the client's previous suggestion, offered again from the cache
 
 
 class FairQueue:

@@ -113,7 +113,8 @@ def test_warming_prefills_what_the_completion_then_runs(pipeline: CompletionPipe
 
 def test_warming_keeps_a_cached_continuation(pipeline: CompletionPipeline) -> None:
     """When the cache holds the prompt and more (the previous suggestion's tokens), warming
-    leaves it so, and the completion verifies those tokens in the prompt's own pass."""
+    leaves it so, and the completion chooses those tokens again from the logits rows they
+    were chosen from: not even the prompt's last token runs again."""
     text = "def add(a, b):\n    return a + b\n\n\ndef div(a, b):\n    return a"
     request = CompletionRequest(text, Position(5, 12))
     plain = pipeline.complete(request)
@@ -123,13 +124,19 @@ def test_warming_keeps_a_cached_continuation(pipeline: CompletionPipeline) -> No
     assert pipeline.engine.cached_tokens == held
     again = pipeline.complete(request)
     assert again.insert_text == plain.insert_text
-    assert again.stats.reused_tokens == plain.stats.prompt_tokens - 1
+    assert again.stats.reused_tokens == plain.stats.prompt_tokens
     assert again.stats.warmed_tokens == 0
-    # Another request whose first token cannot be the cached one is warmed as before.
+    # Another request whose first token cannot be the cached one (" %" against " *") is
+    # warmed: the cached suggestion after its prompt goes. Its prompt ends in the suggestion's
+    # first token (" a", healed off the first request's prompt), whose row is kept: no pass.
     other = CompletionRequest(text + " %", Position(5, 14))
     pipeline.complete(request)
     pipeline.warm(other, lambda: False)
-    assert pipeline.complete(other).stats.warmed_tokens > 0
+    other_ids = pipeline.engine.cached_tokens
+    assert other_ids == held[: len(other_ids)] and len(other_ids) < len(held)
+    result = pipeline.complete(other)
+    assert result.stats.reused_tokens == result.stats.prompt_tokens == len(other_ids)
+    assert result.insert_text != plain.insert_text
 
 
 def test_cancellation_between_steps(pipeline: CompletionPipeline) -> None:

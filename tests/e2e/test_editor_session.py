@@ -297,13 +297,15 @@ async def test_the_prompt_is_prefilled_while_the_debounce_waits(
                         start=types.Position(line=line, character=character),
                         end=types.Position(line=line, character=character),
                     ),
-                    # Not the suggestion's start ("i"), which the cache would continue.
-                    text="n",
+                    # Not the suggestion's start ("i"), which the cache would continue; more
+                    # than one token, or token healing would take it off again and the
+                    # prompt would be the last one, whose logits the engine kept.
+                    text="n - 1",
                 )
             ],
         )
     )
-    await client.inline(uri, line, character + 1)
+    await client.inline(uri, line, character + 5)
 
     report = await client.protocol.send_request_async("nexttoken/lastStats", {})
     cold, typed = (record.stats for record in report.completions)

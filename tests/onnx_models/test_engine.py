@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from onnx_models.engine import KEPT_LOGIT_ROWS, Engine, GenerationCancelled
+from onnx_models.engine import Engine, GenerationCancelled
 from onnx_models.prompt_lookup import PromptLookup
 from onnx_models.sampling import SamplingParams, sampler
 
@@ -68,9 +68,11 @@ def test_typing_the_start_of_a_suggestion_continues_from_the_cache(engine: Engin
     engine.rewind(0)
     plain = engine.generate(typed, max_new_tokens=14, stop_token_ids=frozenset())
     assert again.tokens == plain.tokens == first.tokens[2:]
-    # The cache held 13 generated tokens after the new prompt: one forward pass verified them.
+    # The cache held 13 generated tokens after the new prompt, and the rows they and the 14th
+    # were chosen from: chosen again without a forward pass.
     assert again.continued_tokens == 13
-    assert again.forward_passes <= 1 < plain.forward_passes
+    assert (again.prefill.prefilled_tokens, again.forward_passes) == (0, 0)
+    assert plain.forward_passes == 13
     # What the cache holds after a prompt it holds whole (nothing after an empty one) ...
     assert engine.continuation(typed) == list(plain.tokens[:-1]) and engine.continuation([]) == []
     # ... and an empty prompt is refused as ever, whatever the cache holds.
@@ -78,43 +80,29 @@ def test_typing_the_start_of_a_suggestion_continues_from_the_cache(engine: Engin
         engine.generate([], max_new_tokens=4, speculate=True)
 
 
-def test_wide_verification_passes_do_not_pile_up_logits_buffers(engine: Engine) -> None:
-    ids = engine.tokenizer.encode(PLAIN).ids
-    engine.rewind(0)
-    first = engine.generate(ids, max_new_tokens=30, stop_token_ids=frozenset(), speculate=True)
-    for typed in range(1, 12):  # continued drafts of 28 down to 18 tokens: 29..19 rows each
-        engine.rewind(len(ids) + 29)
-        prompt = ids + list(first.tokens[:typed])
-        again = engine.generate(
-            prompt, max_new_tokens=40, stop_token_ids=frozenset(), speculate=True
-        )
-        assert again.tokens[: 30 - typed] == first.tokens[typed:]
-    wide = [rows for rows in engine._logit_buffers if rows > KEPT_LOGIT_ROWS]
-    assert len(wide) <= 1
-
-
-def test_a_wrong_continuation_in_the_cache_changes_nothing(engine: Engine) -> None:
+def test_a_continuation_the_picker_does_not_choose_again_changes_nothing(engine: Engine) -> None:
     ids = engine.tokenizer.encode(PLAIN).ids
     engine.rewind(0)
     plain = engine.generate(ids, max_new_tokens=12, stop_token_ids=frozenset())
-    wrong = engine.tokenizer.encode(" raise SystemExit(3) # unrelated").ids
-    assert wrong[0] != plain.tokens[0]
     engine.rewind(0)
-    engine.prefill(ids + wrong)  # the cache now holds tokens greedy decoding would not pick
+    hot = sampler(SamplingParams(temperature=2.0, seed=3))
+    sampled = engine.generate(ids, max_new_tokens=12, stop_token_ids=frozenset(), pick=hot)
+    assert sampled.tokens[0] != plain.tokens[0]
+    # The sampled tokens and their rows are cached: greedy picks from the prompt's row differ
+    # at once, so they go and the decode runs as from the prompt alone.
     fast = engine.generate(ids, max_new_tokens=12, stop_token_ids=frozenset(), speculate=True)
-    assert fast.continued_tokens == len(wrong)
+    assert fast.continued_tokens == len(sampled.tokens) - 1
     assert fast.tokens == plain.tokens
     assert engine.cached_tokens == ids + list(fast.tokens[:-1])
-    # A caller that knows no draft can be chosen (a constraint) keeps the usual prefill.
+    # Tokens cached without the rows they would be chosen from (a longer prompt's) are not
+    # offered: the prompt's last token runs again.
+    wrong = engine.tokenizer.encode(" raise SystemExit(3) # unrelated").ids
+    engine.rewind(0)
     engine.prefill(ids + wrong)
-    kept = engine.generate(
-        ids,
-        max_new_tokens=12,
-        stop_token_ids=frozenset(),
-        speculate=True,
-        draft_filter=lambda draft: [],
-    )
-    assert kept.continued_tokens == 0 and kept.tokens == plain.tokens
+    assert engine.continuation(ids) == []
+    kept = engine.generate(ids, max_new_tokens=12, stop_token_ids=frozenset(), speculate=True)
+    assert kept.continued_tokens == 0 and kept.prefill.prefilled_tokens == 1
+    assert kept.tokens == plain.tokens
 
 
 def test_sampling_is_reproducible_by_seed(engine: Engine) -> None:
@@ -182,12 +170,16 @@ def test_kept_prompt_logits_belong_to_the_prompt_they_were_kept_for(engine: Engi
     reference = Engine(engine.model_dir, engine.manifest, engine.session, engine.tokenizer)
     reference.prefill(shorter)
     assert abs(engine.logits - reference.logits).max() < 1e-3
-    # Only the last prompt's logits are kept: after a longer prompt's request, `ids` (held
-    # whole) runs its last token again.
+    # A row stays while the tokens before it do: after a longer prompt's request, `ids` (held
+    # whole) needs no pass, and gets its own logits back, not the longer prompt's.
+    engine.prefill(ids)
     longer = ids + engine.tokenizer.encode("\n").ids
     engine.generate(longer, max_new_tokens=2)
     stats = engine.prefill(ids)
-    assert (stats.reused_tokens, stats.prefilled_tokens) == (len(ids) - 1, 1)
+    assert (stats.reused_tokens, stats.prefilled_tokens) == (len(ids), 0)
+    reference.rewind(0)
+    reference.prefill(ids)
+    assert abs(engine.logits - reference.logits).max() < 1e-3
 
 
 def test_prefill_stops_between_chunks_and_keeps_what_it_did(engine: Engine) -> None:

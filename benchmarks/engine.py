@@ -803,7 +803,8 @@ def ours_model_dir(spec: str) -> Path:
     fields: dict[str, Any] = {}
     for item in spec.removeprefix("graph:").split(","):
         key, value = item.split("=", 1)
-        fields[key] = int(value) if value.isdigit() else value
+        booleans = {"true": True, "false": False}
+        fields[key] = int(value) if value.isdigit() else booleans.get(value, value)
     return ensure_model(options=GraphOptions(**fields), progress=True)
 
 

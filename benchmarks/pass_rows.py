@@ -1,11 +1,12 @@
 """What one forward pass of R new tokens costs after a cached prompt, by graph variant.
 
-Why: a step graph (`--step-graph int8`) runs passes of at most `Engine.STEP_ROWS` tokens;
-that bound is where its int8-activation kernels stop being faster than the float32-activation
-ones. For every variant (GraphOptions specs, built into the cache once, or model folders) an
-Engine prefills the same 1,000 tokens of the stdlib prompt; then, round by round (variants
-interleaved, order alternated), each times a pass of R tokens after it for every R. Also the
-cold prefill of those 1,000 tokens and the machine's CPU flags that pick onnxruntime's kernels.
+Why: whether MatMulNBits' int8-activation kernels beat its float32-activation ones depends on
+the rows of a pass and on the CPU (a step graph, `--step-graph`, runs one-row decode steps on
+them; passes through `prefill`, as here, run a model's prefill graph). For every variant
+(GraphOptions specs, built into the cache once, or model folders) an Engine prefills the same
+1,000 tokens of the stdlib prompt; then, round by round (variants interleaved, order
+alternated), each times a pass of R tokens after it for every R. Also the cold prefill of
+those 1,000 tokens and the machine's CPU flags that pick onnxruntime's kernels.
 
     python benchmarks/pass_rows.py --variants weights=q4,lm_head=q8,rescore=256 \
         weights=q4,lm_head=q8,rescore=256,accuracy_level=4 --rounds 5

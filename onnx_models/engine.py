@@ -61,10 +61,6 @@ PREFILL_CHUNK = {"float32": 256, "int8": 128}
 # Logits rows kept to choose from again (logit_rows.py): the LSP's 64-token suggestion and its
 # prompt's row, with a few to spare; 196 KB each for a 49k vocabulary.
 KEPT_ROWS = 72
-# Passes of at most this many tokens run the step graph where the model has one: one-row
-# decode steps and a keystroke's few new tokens. The step graph's int8-activation kernels were
-# faster up to 16 rows and slower from 32 on an AVX2 CPU (benchmarks/README.md, "Two graphs").
-STEP_ROWS = 16
 # The manifest's KV dtype and the graph's cache input type (onnxruntime's spelling).
 CACHE_TYPES = {"float32": "tensor(float)", "int8": "tensor(int8)"}
 
@@ -145,17 +141,23 @@ class Engine:
         self._seqlens = np.zeros(1, dtype=np.int32)
         self._total = np.zeros((), dtype=np.int32)
         self._num_logits = np.ones(1, dtype=np.int64)
-        # One IO binding per graph, bound to the same buffers: a pass of at most STEP_ROWS
-        # tokens runs the step graph where there is one, a longer one the prefill graph, both
-        # reading and writing the same KV cache.
+        # One IO binding per graph, bound to the same buffers and reading and writing the same
+        # KV cache. A prompt's tokens always run the prefill graph, so what a prompt's cache
+        # holds, and the suggestion for it, do not depend on how earlier requests split it
+        # between passes (int8 activations would move its logits by ~1 with the split); the
+        # step graph only runs decode steps, choosing the engine's own next tokens.
         self._pass = (session, session.io_binding())
         self._step_pass = (step_session, step_session.io_binding()) if step_session else self._pass
+        # step_timing.py turns it off to time the prefill graph's steps against the step graph's.
+        self.decode_on_step_graph = step_session is not None
         self._bindings = [self._pass[1]] + ([self._step_pass[1]] if step_session else [])
         self._bind_scalars()
         self._bind_cache()
 
     @classmethod
-    def load(cls, model_dir: Path, threads: int | None = None) -> Engine:
+    def load(cls, model_dir: Path, threads: int | None = None, step_graph: bool = True) -> Engine:
+        """The engine for a model folder; `step_graph=False` leaves out the step graph the
+        folder may have, so that every pass runs one graph."""
         model_dir = Path(model_dir)
         if not model_dir.is_dir():
             raise ModelLoadError(f"model folder {model_dir} does not exist")
@@ -177,7 +179,8 @@ class Engine:
         session = _session(graph, threads)
         step_session = None
         # The step graph's int8 activations are a CPU kernel choice; a GPU runs one graph.
-        if manifest.step_graph_file and "CUDAExecutionProvider" not in session.get_providers():
+        on_gpu = "CUDAExecutionProvider" in session.get_providers()
+        if step_graph and manifest.step_graph_file and not on_gpu:
             step_graph = model_dir / manifest.step_graph_file
             if not step_graph.is_file():
                 raise ModelLoadError(
@@ -259,14 +262,15 @@ class Engine:
                 else:
                     b.bind_output(present, self.device)
 
-    def _forward(self, token_ids: list[int], logits_for: int = 1) -> None:
-        """Run `token_ids` after the cache; logits for the last `logits_for` of them."""
+    def _forward(self, token_ids: list[int], logits_for: int = 1, decode: bool = False) -> None:
+        """Run `token_ids` after the cache; logits for the last `logits_for` of them. A
+        `decode` pass runs the step graph where there is one."""
         total = len(self.kv.tokens) + len(token_ids)
         if self.kv.reserve(total):
             self._bind_cache()
         if logits_for != self._logits.shape[1]:
             self._bind_logits(logits_for)
-        session, b = self._step_pass if len(token_ids) <= STEP_ROWS else self._pass
+        session, b = self._step_pass if decode and self.decode_on_step_graph else self._pass
         if len(token_ids) == 1:
             self._one_token[0, 0] = token_ids[0]
             b.bind_cpu_input("input_ids", self._one_token)
@@ -327,8 +331,8 @@ class Engine:
         return stats
 
     def step(self, token_id: int) -> None:
-        """Append one token and compute the logits after it."""
-        self._forward([token_id])
+        """Append one token and compute the logits after it, as a decode step does."""
+        self._forward([token_id], decode=True)
 
     def generate(
         self,
@@ -412,7 +416,7 @@ class Engine:
                 reason = "context"
                 break
             draft = draft_filter(lookup.draft()) if lookup is not None else []
-            self._forward([token, *draft], logits_for=len(draft) + 1)
+            self._forward([token, *draft], logits_for=len(draft) + 1, decode=True)
             forward_passes += 1
             rows = [self._logits[0, j] for j in range(len(draft) + 1)]
         return Generation(

@@ -77,12 +77,15 @@ class GraphOptions:
     # (calibrated on real text when the model is built; kv_calibration.py): a quarter of the
     # cache's memory and of the bytes attention reads per token.
     kv_cache: str = "fp32"
-    # A second graph over the same weights file for short passes (decode steps, a keystroke's
-    # new tokens, verification: engine.STEP_ROWS), its 4-bit blocks at this accuracy level.
-    # MatMulNBits' one-row kernels with int8 activations are 2.2x faster than float32 ones on
-    # an AVX2 CPU and 1.1x on an AVX-512 one, while its many-row float32 kernels prefill faster
-    # (benchmarks/README.md, "Two graphs"). None: one graph for every pass.
+    # A second graph over the same weights file for decode steps (engine.py), its 4-bit blocks
+    # at this accuracy level. MatMulNBits' one-row kernels with int8 activations are 2.2x
+    # faster than float32 ones on an AVX2 CPU and 1.1x on an AVX-512 one, while the prompt's
+    # passes stay on float32 activations (benchmarks/README.md, "Two graphs"). None: one graph
+    # for every pass.
     step_accuracy_level: int | None = None
+    # Keep the step graph only where its steps measured faster on the building machine
+    # (step_timing.py); False: always.
+    step_timed: bool = False
 
     def __post_init__(self) -> None:
         for name in ("weights", "lm_head"):
@@ -108,6 +111,8 @@ class GraphOptions:
                 "a step graph needs 4-bit weights (q4) at another accuracy level than the "
                 "prefill graph's"
             )
+        if self.step_timed and self.step_accuracy_level is None:
+            raise ValueError("step_timed needs a step graph (step_accuracy_level)")
 
     @property
     def shared_kv_buffer(self) -> bool:
@@ -117,9 +122,9 @@ class GraphOptions:
         label = f"{self.attention}-{self.weights}-head_{self.lm_head}-acc{self.accuracy_level}"
         label += f"-rescore{self.rescore}" if self.rescore else ""
         label += "-kv8" if self.kv_cache == "int8" else ""
-        return label + (
-            "" if self.step_accuracy_level is None else f"-step{self.step_accuracy_level}"
-        )
+        if self.step_accuracy_level is not None:
+            label += f"-step{self.step_accuracy_level}" + ("-timed" if self.step_timed else "")
+        return label
 
 
 @dataclass

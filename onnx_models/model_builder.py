@@ -7,6 +7,7 @@ never leaves a half-built model that looks complete.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from onnx_models import kv_calibration
+from onnx_models import kv_calibration, step_timing
 from onnx_models.adapter import AdaptedWeights, Adapter, adapt_manifest, write_adapted_tokenizer
 from onnx_models.decoder_weights import DecoderWeights
 from onnx_models.gguf_weights import GgufWeights
@@ -24,6 +25,8 @@ from onnx_models.manifest import ModelManifest
 from onnx_models.progress import ProgressCallback, silent
 from onnx_models.special_tokens import context_tokens, fim_spec
 from onnx_models.tokenizer_builder import build_tokenizer
+
+log = logging.getLogger(__name__)
 
 CONTROL_TOKEN_TYPE = 3
 STEP_GRAPH_FILE = "step.onnx"
@@ -142,6 +145,25 @@ def _write_graph(
     save_model(model, folder / "model.onnx")
 
 
+def _keep_step_graph_if_it_pays(
+    staging: Path, built: ModelManifest, progress: ProgressCallback
+) -> ModelManifest:
+    built.save(staging)  # the engine that times the graphs loads the folder
+    progress("timing the step graph", 0, 1)
+    timing = step_timing.time_step_graph(staging)
+    progress("timing the step graph", 1, 1)
+    log.info("step graph: %s", timing.summary())
+    source = {
+        **built.source,
+        "step_timing": timing.summary(),
+        "step_speedup": f"{timing.speedup:.2f}",
+    }
+    if timing.pays:
+        return replace(built, source=source)
+    (staging / STEP_GRAPH_FILE).unlink()
+    return replace(built, source=source, step_graph_file=None)
+
+
 def write_model_folder(
     weights: DecoderWeights,
     out_dir: Path,
@@ -179,6 +201,8 @@ def write_model_folder(
                 staging / "model.onnx", staging / STEP_GRAPH_FILE, options.step_accuracy_level
             )
             built = replace(built, step_graph_file=STEP_GRAPH_FILE)
+            if options.step_timed:
+                built = _keep_step_graph_if_it_pays(staging, built, progress)
         built.save(staging)
         if out_dir.exists():
             shutil.rmtree(out_dir)

@@ -8,6 +8,7 @@ import asyncio
 import os
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from pytest_lsp import LanguageClient, client_capabilities
 from pytest_lsp.client import register_lsp_features
 
 from onnx_models.graph_builder import GraphOptions
-from onnx_models.install import ensure_model
+from onnx_models.install import DEFAULT_GRAPH, ensure_model
 from onnx_models.paths import downloads_dir
 from onnx_models.registry import DEFAULT_MODEL, KNOWN_MODELS
 
@@ -35,6 +36,12 @@ def model_dir() -> Path:
 def fp32_model_dir() -> Path:
     """The default model with float32 weights and activations: the reference for parity."""
     return ensure_model(DEFAULT_MODEL, options=GraphOptions(weights="fp32"))
+
+
+@pytest.fixture(scope="session")
+def step_model_dir() -> Path:
+    """The default model with a step graph whatever this CPU's timing would choose."""
+    return ensure_model(DEFAULT_MODEL, options=replace(DEFAULT_GRAPH, step_timed=False))
 
 
 @pytest.fixture(scope="session")

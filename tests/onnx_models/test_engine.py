@@ -1,4 +1,5 @@
-"""Engine behaviour with the real model: speculation, sampling, deadlines, cancellation."""
+"""Engine behaviour with the real model: speculation, sampling, deadlines, cancellation; on the
+prefill graph alone, where every pass runs one graph (the step graph's: test_step_graph.py)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def area_of_"""
 
 @pytest.fixture(scope="module")
 def engine(model_dir: Path) -> Engine:
-    return Engine.load(model_dir)
+    return Engine.load(model_dir, step_graph=False)
 
 
 def test_prompt_lookup_drafts_what_followed_the_last_ngram() -> None:

@@ -29,9 +29,12 @@ def int8_model_dir(gguf_path: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 def test_int8_cache_holds_a_quarter_of_the_bytes(int8_model_dir: Path, model_dir: Path) -> None:
-    int8, float32 = Engine.load(int8_model_dir), Engine.load(model_dir)
+    int8, float32 = (
+        Engine.load(int8_model_dir, step_graph=False),
+        Engine.load(model_dir, step_graph=False),
+    )
     assert int8.manifest.kv.dtype == "int8"
-    assert int8.manifest.source["graph"].endswith("-kv8")
+    assert "-kv8" in int8.manifest.source["graph"]
     name = "past_key.0"
     assert int8.kv.values[name].data_type() == "tensor(int8)"
     assert int8.kv.values[name].numpy().nbytes * 4 == float32.kv.values[name].numpy().nbytes
@@ -61,7 +64,10 @@ def test_graph_carries_the_calibrated_per_channel_scales(
 
 
 def test_int8_cache_keeps_the_float_caches_choices(int8_model_dir: Path, model_dir: Path) -> None:
-    int8, float32 = Engine.load(int8_model_dir), Engine.load(model_dir)
+    int8, float32 = (
+        Engine.load(int8_model_dir, step_graph=False),
+        Engine.load(model_dir, step_graph=False),
+    )
     ids = float32.tokenizer.encode(HELD_OUT.read_text()).ids[:700]
     for engine in (int8, float32):
         engine.prefill(ids[:500])

@@ -64,7 +64,9 @@ def complete(server: ModelHttpServer, token: str = TOKENS[0], **body: Any) -> di
 
 def reference(engine: Engine, prompt: str, max_tokens: int) -> str:
     """The engine's own greedy text for `prompt`, in a cache of its own."""
-    own = Engine(engine.model_dir, engine.manifest, engine.session, engine.tokenizer)
+    own = Engine(
+        engine.model_dir, engine.manifest, engine.session, engine.tokenizer, engine.step_session
+    )
     ids = engine.tokenizer.encode(prompt, add_special_tokens=False).ids
     generation = own.generate(ids, max_new_tokens=max_tokens)
     return engine.tokenizer.decode(list(generation.tokens), skip_special_tokens=False)

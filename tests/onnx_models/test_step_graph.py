@@ -131,7 +131,7 @@ def test_the_step_graph_is_kept_where_its_steps_time_faster(
     step_model_dir: Path, model_dir: Path
 ) -> None:
     timing = time_step_graph(step_model_dir)
-    assert timing.prefill_graph_ms > 0 and timing.step_graph_ms > 0
+    assert timing is not None and timing.prefill_graph_ms > 0 and timing.step_graph_ms > 0
     assert StepTiming(30.0, 20.0).pays and not StepTiming(24.0, 20.0).pays
     # The default model was timed when it was built, and kept its step graph by that timing.
     shipped = ModelManifest.load(model_dir)

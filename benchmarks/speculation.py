@@ -20,33 +20,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import statistics
-import sysconfig
 import time
 from pathlib import Path
+
+from stdlib_windows import stdlib_windows  # benchmarks/, beside this script
 
 from onnx_models.engine import Engine
 from onnx_models.install import ensure_model
 
 CONTEXT = 512
-
-
-def positions(engine: Engine, count: int, seed: int) -> list[list[int]]:
-    """`count` windows of CONTEXT tokens, one per module, from a seeded draw."""
-    modules = sorted(Path(sysconfig.get_path("stdlib")).glob("*.py"))
-    rng = random.Random(seed)
-    rng.shuffle(modules)
-    windows = []
-    for path in modules:
-        ids = engine.tokenizer.encode(path.read_text(encoding="utf-8", errors="replace")).ids
-        if len(ids) < CONTEXT + 200:
-            continue
-        start = rng.randrange(0, len(ids) - CONTEXT - 100)
-        windows.append(ids[start : start + CONTEXT])
-        if len(windows) == count:
-            break
-    return windows
 
 
 def run(
@@ -92,7 +75,9 @@ def main() -> None:
     # Arm names: the baseline first, then the variant.
     policies = ["cut", "continued"] if args.typed else ["plain", "lookup"]
     rows = []
-    for i, window in enumerate(positions(engine, args.positions, args.seed)):
+    for i, window in enumerate(
+        stdlib_windows(engine.tokenizer, args.positions, args.seed, CONTEXT, CONTEXT)
+    ):
         order = policies if i % 2 == 0 else policies[::-1]
         row: dict[str, tuple[float, int, tuple]] = {}
         for policy in order:

@@ -16,28 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
-import sysconfig
 from pathlib import Path
+
+from stdlib_windows import stdlib_windows  # benchmarks/, beside this script
 
 from onnx_models.engine import Engine
 from onnx_models.install import ensure_model
-
-
-def windows(engine: Engine, count: int, seed: int) -> list[list[int]]:
-    modules = sorted(Path(sysconfig.get_path("stdlib")).glob("*.py"))
-    rng = random.Random(seed)
-    rng.shuffle(modules)
-    found = []
-    for path in modules:
-        ids = engine.tokenizer.encode(path.read_text(encoding="utf-8", errors="replace")).ids
-        if len(ids) < 900:
-            continue
-        start = rng.randrange(0, len(ids) - 700)
-        found.append(ids[start : start + rng.randrange(200, 600)])
-        if len(found) == count:
-            break
-    return found
 
 
 def suggestion(engine: Engine, window: list[int], tokens: int, typed: bool) -> tuple[int, ...]:
@@ -63,7 +47,7 @@ def main() -> None:
     }
     if engines["step graph"].step_session is None:
         raise SystemExit(f"{folder} has no step graph: nothing to compare")
-    drawn = windows(engines["step graph"], args.windows, args.seed)
+    drawn = stdlib_windows(engines["step graph"].tokenizer, args.windows, args.seed, 200, 600)
     same = {name: {"suggestion": 0, "first_token": 0} for name in engines}
     for i, window in enumerate(drawn):
         for name, engine in engines.items():

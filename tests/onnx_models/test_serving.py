@@ -136,7 +136,7 @@ def test_a_client_asking_again_gets_its_suggestion_from_the_cache(server: ModelH
     again = complete(server, prompt=prompt, max_tokens=12, user="dana")
     assert again["choices"][0]["text"] == first["choices"][0]["text"]
     assert first["nexttoken"]["continued_tokens"] == 0
-    # The cache kept the prompt and 11 of the 12 tokens: one forward pass verified them.
+    # The cache kept the prompt and 11 of the 12 tokens, picked again from their kept rows.
     assert again["nexttoken"]["continued_tokens"] == 11
 
 
